@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { certificateFingerprint, ensureServerTls, parseFingerprint } from '../src/server/tls.ts';
+import { ensureServerTls } from '../src/server/tls.ts';
+import { certificateFingerprint, parseFingerprint } from '../src/lib/fingerprint.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const dirs: string[] = [];

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type HttpClientOptions, type HttpClient, createHttpClient, isClientError } from '../src/lib/http-client.ts';
-import { type ServerTls, certificateFingerprint, ensureServerTls } from '../src/server/tls.ts';
+import { type ServerTls, ensureServerTls } from '../src/server/tls.ts';
+import { certificateFingerprint } from '../src/lib/fingerprint.ts';
 
 const TOKEN = 'tok-3f9a1c55e2d0b7';
 const UPLOAD_BYTES = 50 * 1024 * 1024;

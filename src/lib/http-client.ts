@@ -3,12 +3,13 @@
  * uploads are streams of many GB that need backpressure, and because trust is Strata's own: a
  * server's CA is pinned by fingerprint, given as a file, or taken from the system store.
  */
-import { X509Certificate, createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { type Readable, pipeline } from 'node:stream';
+import { X509Certificate } from 'node:crypto';
 import tls, { type DetailedPeerCertificate } from 'node:tls';
+import { certificateFingerprint, parseFingerprint } from './fingerprint.ts';
 
 /** How to reach one Strata server and whom to trust there. */
 export interface HttpClientOptions {
@@ -77,24 +78,6 @@ export class ClientError extends Error {
 /** True when `error` is a ClientError, optionally with the given code. */
 export function isClientError(error: unknown, code?: ClientErrorCode): error is ClientError {
   return error instanceof ClientError && (code === undefined || error.code === code);
-}
-
-/** SHA-256 fingerprint of a certificate (PEM or DER), in canonical form: 64 lower-case hex digits. */
-export function certificateFingerprint(cert: string | Buffer): string {
-  return createHash('sha256').update(new X509Certificate(cert).raw).digest('hex');
-}
-
-/** Parses a fingerprint as users may write it (hex with or without colons, any case, optional `sha256:` prefix); throws an Error fit for a user when malformed. */
-export function parseFingerprint(text: string): string {
-  const trimmed = text.trim();
-  const hex = trimmed.replace(/^sha-?256:/i, '');
-  const pairs = /^[0-9a-f]{2}(?::[0-9a-f]{2})*$/i.test(hex);
-  const digits = hex.replace(/:/g, '');
-  if ((pairs || /^[0-9a-f]*$/i.test(hex)) && digits.length === 64) return digits.toLowerCase();
-  const shown = trimmed.length > 80 ? `${trimmed.slice(0, 77)}...` : trimmed;
-  const found = /^[0-9a-f:]*$/i.test(hex) ? `, got ${digits.length}` : '';
-  const allowed = '(colons between pairs and a "sha256:" prefix are allowed)';
-  throw new Error(`invalid certificate fingerprint "${shown}": expected a SHA-256 fingerprint, 64 hex digits${found} ${allowed}`);
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;

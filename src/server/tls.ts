@@ -8,10 +8,8 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { certificateFingerprint } from '../lib/http-client.ts';
+import { certificateFingerprint } from '../lib/fingerprint.ts';
 
-/** Fingerprint helpers, shared with clients: defined in lib so the CLI and the agent pin without loading this module. */
-export { certificateFingerprint, parseFingerprint } from '../lib/http-client.ts';
 
 /** What the server needs to serve TLS and to tell clients what to pin. */
 export interface ServerTls {
@@ -193,40 +191,18 @@ async function issueServer(dir: string, ca: LoadedCa, names: SubjectAltName[]): 
 
 let x509Loaded: Promise<X509Module> | undefined;
 
-/** Loads @peculiar/x509 on first use, after the reflect polyfill its dependency injection needs. */
+/**
+ * Loads @peculiar/x509 on first use (only a server generating certificates needs it), after the
+ * reflect-metadata polyfill its dependency injection (tsyringe) requires.
+ */
 function loadX509(): Promise<X509Module> {
   x509Loaded ??= (async () => {
-    installReflectMetadata();
+    await import('reflect-metadata');
     const x509 = await import('@peculiar/x509');
     x509.cryptoProvider.set(globalThis.crypto);
     return x509;
   })();
   return x509Loaded;
-}
-
-/**
- * @peculiar/x509 resolves its algorithms through tsyringe, which refuses to load without
- * `Reflect.getMetadata`. It only reads metadata our code never writes, so the three calls it
- * makes are provided here instead of adding reflect-metadata as a dependency; a real polyfill
- * loaded earlier is left alone.
- */
-function installReflectMetadata(): void {
-  const reflect = Reflect as unknown as Record<string, unknown>;
-  if (typeof reflect.getMetadata === 'function') return;
-  const store = new WeakMap<object, Map<unknown, unknown>>();
-  reflect.defineMetadata = (key: unknown, value: unknown, target: object): void => {
-    const own = store.get(target) ?? new Map<unknown, unknown>();
-    own.set(key, value);
-    store.set(target, own);
-  };
-  reflect.getOwnMetadata = (key: unknown, target: object): unknown => store.get(target)?.get(key);
-  reflect.getMetadata = (key: unknown, target: object): unknown => {
-    for (let object: object | null = target; object !== null; object = Object.getPrototypeOf(object)) {
-      const own = store.get(object);
-      if (own?.has(key)) return own.get(key);
-    }
-    return undefined;
-  };
 }
 
 /** A random positive 128-bit serial number, as hex. */

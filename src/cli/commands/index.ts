@@ -1,0 +1,36 @@
+/** Registers every command, in the order `strata --help` lists them. */
+import type { Command } from 'commander';
+import type { CliContext } from '../context.ts';
+import { registerServer } from './server.ts';
+import { registerPush } from './push.ts';
+import { registerAddver } from './addver.ts';
+import { registerAddconf } from './addconf.ts';
+import { registerBumpconf, registerChangeconf } from './changeconf.ts';
+import { registerShowconf } from './showconf.ts';
+import { registerComponents, registerConfigurations, registerShowcomp } from './showcomp.ts';
+import { registerDelcomp, registerDelconf, registerDelver } from './delete.ts';
+import { registerHistory, registerRollback } from './history.ts';
+import { registerJoinToken, registerToken } from './token.ts';
+import { registerAudit } from './audit.ts';
+
+/** Adds all subcommands to the program. */
+export function registerCommands(program: Command, context: CliContext): void {
+  registerServer(program, context);
+  registerPush(program, context);
+  registerAddver(program, context);
+  registerAddconf(program, context);
+  registerChangeconf(program, context);
+  registerBumpconf(program, context);
+  registerShowconf(program, context);
+  registerShowcomp(program, context);
+  registerComponents(program, context);
+  registerConfigurations(program, context);
+  registerDelver(program, context);
+  registerDelcomp(program, context);
+  registerDelconf(program, context);
+  registerHistory(program, context);
+  registerRollback(program, context);
+  registerToken(program, context);
+  registerJoinToken(program, context);
+  registerAudit(program, context);
+}

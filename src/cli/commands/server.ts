@@ -1,0 +1,35 @@
+/** `strata server`: run the server on the embedded store. */
+import type { Command } from 'commander';
+import { ServerConfigSchema } from '../../server/config.ts';
+import { UsageError, type CliContext } from '../context.ts';
+import { collect, examples } from './shared.ts';
+
+/** Registers `server`. */
+export function registerServer(program: Command, context: CliContext): void {
+  const command = program.command('server')
+    .description('run the Strata server (registry, API, agent channel) on the embedded SQLite store')
+    .option('--data <dir>', 'data directory (env STRATA_DATA)', context.env['STRATA_DATA'] ?? '.strata/data')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7443')
+    .option('--insecure-http', 'serve plain HTTP instead of TLS (tokens travel in clear text)')
+    .option('--tls-san <host>', 'extra host name or IP for the server certificate (repeatable)', collect)
+    .option('--max-upload <size>', 'largest upload accepted', '10GiB')
+    .option('--max-archive-entries <n>', 'most entries an uploaded archive may have', '1000000')
+    .option('--max-unpacked <size>', 'largest total unpacked size of an uploaded archive', '64GiB')
+    .option('--max-versions <n>', 'versions kept per component by retention (never one in use)', '10')
+    .option('--retention-interval <duration>', 'how often retention runs', '10m')
+    .option('--upload-grace <duration>', 'how long an unreferenced upload is kept before it is collected', '30m')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
+    .action(async (options: Record<string, unknown>) => {
+      const parsed = ServerConfigSchema.safeParse({ ...options, tlsSan: options['tlsSan'] ?? [] });
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new UsageError(`--${issue.path.join('.').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
+      }
+      // Loaded here so that every other command starts without the server's dependencies.
+      const { runServer } = await import('../../server/main.ts');
+      const server = await runServer(parsed.data, { stdout: context.stdout });
+      server.lifecycle.handleSignals();
+      await new Promise<void>((resolve) => server.lifecycle.onShutdown(async () => resolve()));
+    });
+  examples(command, ['strata server', 'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net']);
+}

@@ -1,0 +1,151 @@
+/**
+ * Streaming inspection of a plain (already decompressed) tar with node-tar's Parser: every entry
+ * goes through the shared safety rules, bodies are discarded as they pass, and a tar cut short
+ * (in a header, in a body, or before its end-of-archive marker) is refused.
+ */
+import { Header, Parser, type ReadEntry } from 'tar';
+import type { ArchiveEntry, EntryChecker, EntryKind } from './entry-rules.ts';
+import { invalidArchive } from './entry-rules.ts';
+
+/** node-tar type names of entries that unpack to files, directories or links. */
+const KINDS: Record<string, EntryKind> = {
+  File: 'file',
+  OldFile: 'file',
+  ContiguousFile: 'file',
+  Directory: 'directory',
+  SymbolicLink: 'symlink',
+  Link: 'hardlink',
+};
+
+/** Human names for the special entry types the rules refuse. */
+const TYPE_NAMES: Record<string, string> = {
+  CharacterDevice: 'character device',
+  BlockDevice: 'block device',
+  FIFO: 'fifo',
+  GNUDumpDir: 'GNU dump directory',
+};
+
+/** Truncation message shared by every format, so operators see one wording. */
+export const TRUNCATED = 'archive is truncated: unexpected end of file';
+
+/** True when `block` (512 bytes) is a tar header with a valid checksum (ustar, gnu or v7). */
+export function isTarHeader(block: Buffer): boolean {
+  if (block.length < 512 || block.subarray(0, 512).every((byte) => byte === 0)) return false;
+  try {
+    const header = new Header(block.subarray(0, 512));
+    return header.cksumValid && header.path !== undefined && header.path !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Maps a parsed tar entry to what the safety rules check. */
+function toEntry(entry: ReadEntry): ArchiveEntry {
+  const kind = KINDS[entry.type] ?? 'other';
+  const result: ArchiveEntry = { path: entry.path, kind, size: kind === 'file' ? entry.size : 0 };
+  if (entry.linkpath !== undefined) result.linkTarget = entry.linkpath;
+  if (kind === 'other') result.typeName = TYPE_NAMES[entry.type] ?? `unsupported (${entry.type})`;
+  return result;
+}
+
+/**
+ * Feeds tar bytes to node-tar's Parser and records the first failure. After a failure or the
+ * end-of-archive marker it discards input, so memory stays bounded whatever follows.
+ */
+export class TarInspector {
+  readonly #checker: EntryChecker;
+  readonly #parser: Parser;
+  #first: Buffer | undefined = Buffer.alloc(0);
+  #failure: Error | undefined;
+  #eof = false;
+  #lastWasNullBlock = false;
+
+  constructor(checker: EntryChecker) {
+    this.#checker = checker;
+    this.#parser = new Parser({ strict: false, zstd: false, brotli: false, maxMetaEntrySize: 1024 * 1024 });
+    this.#parser.on('entry', (entry: ReadEntry) => {
+      this.#lastWasNullBlock = false;
+      entry.resume();
+      this.#guard(() => this.#checker.check(toEntry(entry)));
+    });
+    this.#parser.on('ignoredEntry', (entry: ReadEntry) => {
+      this.#lastWasNullBlock = false;
+      entry.resume();
+      if (entry.meta) this.#fail(invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than 1 MiB`));
+      else this.#guard(() => this.#checker.check(toEntry(entry)));
+    });
+    this.#parser.on('nullBlock', () => {
+      this.#lastWasNullBlock = true;
+    });
+    this.#parser.on('eof', () => {
+      this.#eof = true;
+    });
+    this.#parser.on('warn', (code: string, message: string) => {
+      if (code === 'TAR_ENTRY_INVALID') this.#fail(invalidArchive(`invalid tar header: ${message}`));
+      else if (code === 'TAR_BAD_ARCHIVE' && message.startsWith('Truncated')) this.#fail(invalidArchive(TRUNCATED));
+      // 'Unrecognized archive format' is node-tar's word for an empty tar; the first block is checked here.
+    });
+    this.#parser.on('error', (error: Error) => this.#fail(invalidArchive(`invalid tar: ${error.message}`, error)));
+  }
+
+  /** The first reason the archive is refused, if any yet. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** True once the inspector needs no more bytes (refused, or past the end-of-archive marker). */
+  get settled(): boolean {
+    return this.#failure !== undefined || this.#eof;
+  }
+
+  /** Feeds the next bytes; returns false when the parser wants a 'drain' before more. */
+  write(chunk: Buffer): boolean {
+    if (this.settled) return true;
+    if (this.#first !== undefined) {
+      // The first block must be a real header (or the zero block of an empty tar), else this is not a tar.
+      this.#first = Buffer.concat([this.#first, chunk]);
+      if (this.#first.length < 512) return true;
+      const block = this.#first.subarray(0, 512);
+      if (!isTarHeader(block) && !block.every((byte) => byte === 0)) {
+        this.#fail(invalidArchive('not a tar archive: the first block is not a valid tar header'));
+        return true;
+      }
+      chunk = this.#first;
+      this.#first = undefined;
+    }
+    return this.#parser.write(chunk);
+  }
+
+  /** Waits for the parser to want more bytes. */
+  onDrain(listener: () => void): void {
+    this.#parser.once('drain', listener);
+  }
+
+  /** Ends the input and returns the failure, if any, including truncation. */
+  end(): Error | undefined {
+    if (this.#failure !== undefined) return this.#failure;
+    if (this.#first !== undefined) {
+      return this.#fail(invalidArchive(this.#first.length === 0 ? 'not a tar archive: it is empty' : TRUNCATED));
+    }
+    if (!this.#eof) this.#parser.end();
+    if (this.#failure !== undefined) return this.#failure;
+    // GNU tar accepts a lone zero block at the end; anything less means the tar was cut short.
+    if (!this.#eof && !this.#lastWasNullBlock) return this.#fail(invalidArchive(TRUNCATED));
+    this.#guard(() => this.#checker.finish());
+    return this.#failure;
+  }
+
+  #guard(action: () => void): void {
+    if (this.#failure !== undefined) return;
+    try {
+      action();
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  #fail(error: Error): Error {
+    this.#failure ??= error;
+    return this.#failure;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `strata server`: reads the configuration, opens the store, sets up TLS, builds the app,
+ * listens, keeps retention running, and shuts down cleanly on a signal.
+ */
+import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import { Lifecycle } from '../lib/lifecycle.ts';
+import { createStore } from '../store/create-store.ts';
+import { applyRetention } from '../core/retention.ts';
+import { ensureServerTls } from './tls.ts';
+import { buildApp } from './build-app.ts';
+import { bootstrap, bootstrapFiles } from './bootstrap.ts';
+import type { ServerConfig } from './config.ts';
+import { STRATA_VERSION } from '../lib/version.ts';
+
+/** A running server. */
+export interface RunningServer {
+  url: string;
+  caFingerprint?: string;
+  lifecycle: Lifecycle;
+}
+
+/** The URL clients should use for a listen address (wildcards become loopback). */
+function clientUrl(scheme: string, host: string, port: number): string {
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `${scheme}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+/** Starts the server; resolves once it listens. */
+export async function runServer(config: ServerConfig, io: { stdout: NodeJS.WritableStream; logger?: Logger }): Promise<RunningServer> {
+  const logger = io.logger ?? createLogger({ level: config.logLevel, name: 'strata-server' });
+  const lifecycle = new Lifecycle(logger, { deadlineMs: 10_000 });
+  const dataDir = path.resolve(config.data);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const store = await createStore({ kind: 'sqlite', dir: path.join(dataDir, 'store') });
+  lifecycle.onShutdown(() => store.close());
+
+  const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'));
+  const app = await buildApp({
+    store, logger, version: STRATA_VERSION,
+    limits: { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } },
+    ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
+  });
+  lifecycle.onShutdown(() => app.close());
+  await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const url = clientUrl(tls ? 'https' : 'http', config.listen.host, port);
+
+  const { firstStart } = await bootstrap(store, { dataDir, serverUrl: url, ...(tls ? { caFingerprint: tls.fingerprint } : {}) });
+  const retention = setInterval(() => {
+    applyRetention(store, { maxVersions: config.maxVersions, graceMs: config.uploadGrace })
+      .then((report) => logger.info({ report }, 'retention ran'))
+      .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
+  }, config.retentionInterval);
+  retention.unref();
+  lifecycle.onShutdown(async () => clearInterval(retention));
+  lifecycle.transition('running');
+  logger.info({ url, store: store.kind, dataDir, caFingerprint: tls?.fingerprint }, 'server listening');
+
+  const files = bootstrapFiles(dataDir);
+  const lines = [
+    `Strata server listening on ${url} (store: ${store.kind}, data: ${dataDir})`,
+    ...(tls ? [`CA fingerprint: ${tls.fingerprint}`] : ['WARNING: plain HTTP (--insecure-http): tokens cross the network in clear text']),
+    firstStart ? `First start: admin credentials written to ${files.adminEnv}` : `Admin credentials: ${files.adminEnv}`,
+    ...(tls ? [`Join token for agents: ${files.joinToken}`] : []),
+    '',
+    'Next, in another terminal:',
+    `  source ${files.adminEnv}`,
+    `  ${os.platform() === 'win32' ? 'node bin\\strata.js' : 'bin/strata.js'} push ./some-directory --name web --version v1`,
+    '  bin/strata.js addconf --name site --layer web:v1',
+    '  bin/strata.js showconf --name site',
+    '',
+  ];
+  io.stdout.write(lines.join('\n'));
+  return { url, lifecycle, ...(tls ? { caFingerprint: tls.fingerprint } : {}) };
+}

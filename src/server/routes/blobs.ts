@@ -1,0 +1,113 @@
+/**
+ * Blobs: streaming uploads that are hashed, size-limited and inspected as archives while they
+ * arrive (memory stays bounded whatever the size), and reads with HTTP byte ranges.
+ */
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { z } from 'zod';
+import { UploadResultSchema } from '../../protocol/api.ts';
+import { Sha256 } from '../../protocol/names.ts';
+import { StrataError } from '../../core/errors.ts';
+import { inspectZip, startArchiveInspection, type ArchiveSummary } from '../../core/archive/inspect.ts';
+import type { App, RouteContext } from '../build-app.ts';
+
+const UploadQuery = z.object({ sha256: Sha256.optional() });
+const BlobParams = z.object({ sha256: Sha256 });
+
+/** Passes every chunk on while also writing it to `sink`, honouring the sink's backpressure. */
+async function* teeInto(source: AsyncIterable<Uint8Array>, sink: Writable): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of source) {
+      if (!sink.write(chunk)) await once(sink, 'drain');
+      yield chunk;
+    }
+    sink.end();
+  } finally {
+    if (!sink.writableEnded) sink.destroy();
+  }
+}
+
+/** A readable of a stored blob's byte range, for inspectors that need random access. */
+function readRange(store: RouteContext['store'], sha256: string, range: { start: number; end?: number }): Readable {
+  const out = new PassThrough();
+  store.getBlob(sha256, range).then(({ stream }) => pipeline(stream, out), (error: unknown) => out.destroy(error as Error)).catch(() => undefined);
+  return out;
+}
+
+/** Parses a single `bytes=start-end` range against a size; undefined for none, throws on a bad one. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) throw new StrataError('BAD_REQUEST', `unsupported Range header ${JSON.stringify(header)}: use bytes=START-END`);
+  let start: number;
+  let end: number;
+  if (match[1] === '') {
+    start = Math.max(0, size - Number(match[2]));
+    end = size - 1;
+  } else {
+    start = Number(match[1]);
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  }
+  if (start > end || start >= size) return { start: -1, end: -1 };
+  return { start, end };
+}
+
+/** Registers POST /v1/blobs and GET/HEAD /v1/blobs/{sha256}. */
+export function registerBlobRoutes(app: App, { store, limits }: RouteContext): void {
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+
+  app.post('/v1/blobs', {
+    config: { access: 'deployer' },
+    schema: {
+      summary: 'Upload an archive (tar.gz, tar or zip) as a blob; it is inspected before it is kept',
+      description: 'Send the bytes as application/octet-stream. With ?sha256= the upload is refused unless the bytes hash to it. Uploading existing bytes again returns the same blob.',
+      querystring: UploadQuery,
+      response: { 201: UploadResultSchema },
+    },
+  }, async (request, reply) => {
+    const { sha256 } = request.query as z.infer<typeof UploadQuery>;
+    if (!request.headers['content-type']?.startsWith('application/octet-stream')) throw new StrataError('UNSUPPORTED_MEDIA_TYPE', 'upload the archive as application/octet-stream');
+    const declared = Number(request.headers['content-length'] ?? NaN);
+    if (declared > limits.maxUploadBytes) throw new StrataError('PAYLOAD_TOO_LARGE', `upload of ${declared} bytes is over the limit of ${limits.maxUploadBytes}`, { details: { limit: limits.maxUploadBytes } });
+    const inspection = startArchiveInspection(limits.archive);
+    inspection.verdict.catch(() => undefined);
+    let summary: ArchiveSummary | undefined;
+    const summarize = async (read: (range: { start: number; end?: number }) => Readable, size: number): Promise<ArchiveSummary> => {
+      const verdict = await inspection.verdict;
+      return 'entries' in verdict ? verdict : inspectZip(read, size, limits.archive);
+    };
+    const info = await store.putBlob(teeInto(request.body as Readable, inspection.sink), {
+      maxBytes: limits.maxUploadBytes,
+      ...(sha256 ? { expectedSha256: sha256 } : {}),
+      beforeCommit: async (staged) => {
+        summary = await summarize((range) => staged.read(range), staged.size);
+      },
+    });
+    // A backend may skip beforeCommit when the bytes were stored already; inspect them anyway.
+    summary ??= await summarize((range) => readRange(store, info.sha256, range), info.size);
+    request.log.info({ sha256: info.sha256, size: info.size, format: summary.format }, 'blob stored');
+    return reply.code(201).send({ ...info, archive: { format: summary.format, entries: summary.entries, unpackedBytes: summary.unpackedBytes } });
+  });
+
+  app.get('/v1/blobs/:sha256', {
+    config: { access: 'viewer' },
+    schema: { summary: 'Download a blob; supports a single byte range (Range: bytes=START-END)', params: BlobParams },
+  }, async (request, reply) => {
+    const { sha256 } = request.params as z.infer<typeof BlobParams>;
+    const stat = await store.statBlob(sha256);
+    if (!stat) throw new StrataError('BLOB_NOT_FOUND', `blob ${sha256} not found`, { details: { sha256 } });
+    const range = parseRange(request.headers.range, stat.size);
+    reply.header('accept-ranges', 'bytes').header('etag', `"${sha256}"`).type('application/octet-stream');
+    if (range && range.start < 0) {
+      return reply.code(416).header('content-range', `bytes */${stat.size}`).send({ code: 'BAD_REQUEST', message: 'range not satisfiable' });
+    }
+    const { stream } = await store.getBlob(sha256, range);
+    if (range) {
+      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${stat.size}`).header('content-length', range.end - range.start + 1);
+    } else {
+      reply.header('content-length', stat.size);
+    }
+    return reply.send(stream);
+  });
+}

@@ -1,0 +1,95 @@
+/**
+ * The embedded Store: metadata in SQLite (`<dir>/strata.db`, via node:sqlite) and blobs as
+ * content-addressed files under `<dir>/blobs`. One process owns a store directory; watches see
+ * the writes of that process.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StrataError } from '../../core/errors.ts';
+import type { Store } from '../contract.ts';
+import { blobDirs, storageError } from './blob-files.ts';
+import { deleteBlob, sweep } from './blob-gc.ts';
+import { getBlob, verifyBlob } from './blob-read.ts';
+import { findBlobRow } from './blob-rows.ts';
+import { putBlob } from './blob-upload.ts';
+import { getAgent, listAgents, putAgent } from './agents.ts';
+import { appendAudit, listAudit } from './audit-log.ts';
+import { watchConfigurations } from './configuration-watch.ts';
+import {
+  configurationHistory,
+  deleteConfiguration,
+  getConfiguration,
+  listConfigurations,
+  putConfiguration,
+} from './configurations.ts';
+import type { ConfigurationEmitterEvents, SqliteContext } from './context.ts';
+import { openDatabase } from './database.ts';
+import { getState, putStateIfAbsent } from './server-state.ts';
+import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
+import { addVersion, deleteComponent, deleteVersion, findVersion, listComponents, listVersions } from './versions.ts';
+
+/** Opens (creating if needed) the embedded store rooted at `options.dir`. */
+export async function openSqliteStore(options: { dir: string }): Promise<Store> {
+  const dirs = blobDirs(options.dir);
+  await mkdir(options.dir, { recursive: true, mode: 0o700 });
+  await mkdir(dirs.blobs, { recursive: true, mode: 0o700 });
+  await mkdir(dirs.uploads, { recursive: true, mode: 0o700 });
+  const events = new EventEmitter<ConfigurationEmitterEvents>();
+  // Every watcher adds listeners; many concurrent watchers are normal, not a leak.
+  events.setMaxListeners(0);
+  const ctx: SqliteContext = { database: openDatabase(join(options.dir, 'strata.db')), dirs, verified: new Map(), events };
+  let closed = false;
+
+  /** Runs one store operation: refuses after close and reports a full disk as INSUFFICIENT_STORAGE. */
+  async function run<T>(work: (ctx: SqliteContext) => T | Promise<T>): Promise<T> {
+    if (closed) throw new StrataError('INTERNAL', 'the store is closed');
+    try {
+      return await work(ctx);
+    } catch (error) {
+      throw storageError(error);
+    }
+  }
+
+  return {
+    kind: 'sqlite',
+    putBlob: (source, putOptions) => run((c) => putBlob(c, source, putOptions)),
+    getBlob: (sha256, range) => run((c) => getBlob(c, sha256, range)),
+    statBlob: (sha256) => run((c) => findBlobRow(c.database, sha256)),
+    verifyBlob: (sha256) => run((c) => verifyBlob(c, sha256)),
+    deleteBlob: (sha256) => run((c) => deleteBlob(c, sha256)),
+    sweep: (sweepOptions) => run((c) => sweep(c, sweepOptions)),
+    addVersion: (input) => run((c) => addVersion(c.database, input)),
+    getVersion: (component, version) => run((c) => findVersion(c.database, component, version)),
+    listVersions: (component) => run((c) => listVersions(c.database, component)),
+    listComponents: () => run((c) => listComponents(c.database)),
+    deleteVersion: (component, version) => run((c) => deleteVersion(c.database, component, version)),
+    deleteComponent: (component) => run((c) => deleteComponent(c.database, component)),
+    getConfiguration: (name) => run((c) => getConfiguration(c.database, name)),
+    listConfigurations: () => run((c) => listConfigurations(c.database)),
+    putConfiguration: (input) => run((c) => putConfiguration(c, input)),
+    deleteConfiguration: (name, deleteOptions) => run((c) => deleteConfiguration(c, name, deleteOptions)),
+    configurationHistory: (name) => run((c) => configurationHistory(c.database, name)),
+    watchConfigurations(watchOptions) {
+      if (closed) throw new StrataError('INTERNAL', 'the store is closed');
+      return watchConfigurations(ctx, watchOptions);
+    },
+    createToken: (record) => run((c) => createToken(c.database, record)),
+    getToken: (id) => run((c) => getToken(c.database, id)),
+    listTokens: () => run((c) => listTokens(c.database)),
+    revokeToken: (id, at) => run((c) => revokeToken(c.database, id, at)),
+    getAgent: (name) => run((c) => getAgent(c.database, name)),
+    listAgents: () => run((c) => listAgents(c.database)),
+    putAgent: (record, expectedRevision) => run((c) => putAgent(c.database, record, expectedRevision)),
+    appendAudit: (entry) => run((c) => appendAudit(c.database, entry)),
+    listAudit: (auditOptions) => run((c) => listAudit(c.database, auditOptions)),
+    getState: (key) => run((c) => getState(c.database, key)),
+    putStateIfAbsent: (key, value) => run((c) => putStateIfAbsent(c.database, key, value)),
+    async close() {
+      if (closed) return;
+      closed = true;
+      events.emit('close');
+      ctx.database.db.close();
+    },
+  };
+}

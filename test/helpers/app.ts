@@ -1,0 +1,42 @@
+/** An in-process app on a real SQLite store in a temp dir, with tokens of every role, for inject() tests. */
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/server/build-app.ts';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { generateApiToken } from '../../src/core/tokens.ts';
+import { createLogger } from '../../src/lib/logger.ts';
+import type { Store } from '../../src/store/contract.ts';
+import { tempDir } from './temp-dir.ts';
+
+/** The app, its store, and a bearer header per role. */
+export interface TestApp {
+  app: FastifyInstance;
+  store: Store;
+  auth: { admin: Record<string, string>; deployer: Record<string, string>; viewer: Record<string, string> };
+  tokenIds: { admin: string; deployer: string; viewer: string };
+}
+
+/** Builds the app on a fresh store; everything is closed and removed after the test. */
+export async function testApp(t: { after: (fn: () => Promise<void>) => void }, limits?: Partial<{ maxUploadBytes: number; maxEntries: number; maxUnpackedBytes: number }>): Promise<TestApp> {
+  const dir = await tempDir(t);
+  const store = await openSqliteStore({ dir });
+  const app = await buildApp({
+    store, logger: createLogger({ level: 'silent' }), version: 'test', caFingerprint: 'a'.repeat(64),
+    limits: {
+      maxUploadBytes: limits?.maxUploadBytes ?? 64 * 1024 * 1024, maxJsonBytes: 1024 * 1024,
+      archive: { maxEntries: limits?.maxEntries ?? 10_000, maxUnpackedBytes: limits?.maxUnpackedBytes ?? 1024 ** 3 },
+    },
+  });
+  t.after(async () => {
+    await app.close();
+    await store.close();
+  });
+  const auth = {} as TestApp['auth'];
+  const tokenIds = {} as TestApp['tokenIds'];
+  for (const role of ['admin', 'deployer', 'viewer'] as const) {
+    const token = generateApiToken();
+    await store.createToken({ id: token.id, kind: 'api', role, name: `${role}-token`, secretHash: token.secretHash, createdAt: new Date().toISOString(), createdBy: 'test' });
+    auth[role] = { authorization: `Bearer ${token.text}` };
+    tokenIds[role] = token.id;
+  }
+  return { app, store, auth, tokenIds };
+}
