@@ -3,7 +3,6 @@
  * listens, keeps retention running, and shuts down cleanly on a signal.
  */
 import { mkdir } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
@@ -67,11 +66,12 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
     firstStart ? `First start: admin credentials written to ${files.adminEnv}` : `Admin credentials: ${files.adminEnv}`,
     ...(tls ? [`Join token for agents: ${files.joinToken}`] : []),
     '',
-    'Next, in another terminal:',
+    'Next, in another terminal (from the Strata checkout):',
     `  source ${files.adminEnv}`,
-    `  ${os.platform() === 'win32' ? 'node bin\\strata.js' : 'bin/strata.js'} push ./some-directory --name web --version v1`,
-    '  bin/strata.js addconf --name site --layer web:v1',
-    '  bin/strata.js showconf --name site',
+    '  export PATH="$PWD/bin:$PATH"',
+    '  strata push ./some-directory --name web --version v1',
+    '  strata addconf --name site --layer web:v1',
+    '  strata showconf --name site',
     '',
   ];
   io.stdout.write(lines.join('\n'));

@@ -217,9 +217,9 @@ export interface Store {
   deleteBlob(sha256: string): Promise<boolean>;
 
   /**
-   * Garbage collection: deletes blobs that no version references and that are older than
-   * `graceMs` (so an upload waiting for its `addVersion` survives), and removes staged uploads
-   * abandoned for longer than `graceMs`.
+   * Garbage collection: deletes blobs that no version references and whose latest upload is
+   * older than `graceMs` (so an upload waiting for its `addVersion` survives, even when the same
+   * bytes were uploaded long ago), and removes staged uploads abandoned for longer than `graceMs`.
    */
   sweep(options: { graceMs: number; now?: Date }): Promise<SweepReport>;
 
@@ -261,8 +261,10 @@ export interface Store {
 
   /**
    * Writes a new revision with compare-and-set on `expectedRevision` (see PutConfigurationInput).
-   * Every layer must name an existing version (VERSION_NOT_FOUND otherwise), checked atomically
-   * with the write so that a concurrent `deleteVersion` cannot leave a dangling layer.
+   * Every layer must name an existing version whose blob is still the layer's `blob`
+   * (VERSION_NOT_FOUND otherwise: a version deleted and re-added with other bytes is not the
+   * same layer), checked atomically with the write so that a concurrent `deleteVersion` cannot
+   * leave a dangling layer.
    * Writing a configuration that was deleted starts a new history at revision 1.
    */
   putConfiguration(input: PutConfigurationInput): Promise<Configuration>;
@@ -281,7 +283,9 @@ export interface Store {
    * configuration with `seq > afterSeq` (a compacted replay: a reader that resumes learns the
    * current state, not every intermediate write), then delivers live events as they are
    * committed, in order, without gaps or duplicates. `afterSeq` 0 replays every existing
-   * configuration. Ends when `signal` aborts.
+   * configuration and no deletions (a reader starting from nothing has nothing to remove); a
+   * positive `afterSeq` replays the deletions that happened after it. Ends when `signal` aborts
+   * or the store closes.
    */
   watchConfigurations(options: { afterSeq: number; signal: AbortSignal }): AsyncIterable<ConfigurationEvent>;
 

@@ -36,7 +36,7 @@ export function registerPush(program: Command, context: CliContext): void {
         const upload = await uploadBlob(api, archive).finally(() => progress?.finish());
         const version = await api.call<{ component: string; version: string; blob: string; size: number }>('POST', `/v1/components/${segment(options.name)}/versions`, { json: { version: options.version, blob: upload.sha256 } });
         if (globals.json) printJson(context.stdout, { ...version, archive: upload.archive });
-        else println(context.stdout, `pushed ${version.component}:${version.version}: ${upload.archive.entries} entries, ${formatBytes(upload.archive.unpackedBytes)} → ${formatBytes(version.size)} (sha256 ${version.blob})`);
+        else println(context.stdout, `pushed ${version.component}:${version.version}: ${upload.archive.entries} ${upload.archive.entries === 1 ? 'entry' : 'entries'}, ${formatBytes(upload.archive.unpackedBytes)} → ${formatBytes(version.size)} (sha256 ${version.blob})`);
       });
     });
   examples(command, ['strata push ./build --name web --version v42', 'strata push ./etc --name config --version 2026-11-22 --level 9']);
