@@ -183,6 +183,17 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   };
 }
 
+/**
+ * The PEM of the certificate in the server's chain whose fingerprint is `fingerprint`: what a
+ * client that was given only a pin (an agent with a join token, say) keeps as its trust anchor.
+ */
+export async function fetchPinnedCertificate(baseUrl: string, fingerprint: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
+  const base = parseBaseUrl(baseUrl);
+  if (base.protocol !== 'https:') throw new ClientError('BAD_URL', `${base.origin} is plain http: pinning needs an https:// URL`);
+  const certificate = await findPinnedCertificate(base, base.origin, parseFingerprint(fingerprint), timeoutMs);
+  return certificate.toString();
+}
+
 /** Parses the base URL, accepting only http and https. */
 function parseBaseUrl(text: string): URL {
   const url = URL.parse(text);
