@@ -1,18 +1,25 @@
 /**
- * Who is calling: bearer API tokens with roles, checked in constant time, and a throttle that
- * slows down addresses that keep failing to authenticate.
+ * Who is calling: bearer API tokens with roles, checked in constant time, agents signing with
+ * their own key (`agent-auth.ts`), and a throttle that slows down addresses that keep failing
+ * to authenticate. `authorizeRequest` is the one gate every request passes before its body is read.
  */
 import type { FastifyRequest } from 'fastify';
 import { StrataError } from '../core/errors.ts';
 import { parseToken, secretMatches, tokenUnusableReason } from '../core/tokens.ts';
 import type { Store, TokenRecord } from '../store/contract.ts';
+import { authenticateAgent, isAgentAuthorization } from './agent-auth.ts';
+import { toStrataError } from './errors.ts';
 
 /** Operator roles, weakest first. */
 export const ROLES = ['viewer', 'deployer', 'admin'] as const;
 /** An operator role. */
 export type Role = (typeof ROLES)[number];
-/** What a route requires: a role, or nothing at all. */
-export type Access = Role | 'public';
+/**
+ * What a route requires: a role, an enrolled agent (`agent`), or nothing at all. A route whose
+ * config also sets `alsoAgents` accepts an agent as well as its role; its handler limits what
+ * an agent may see.
+ */
+export type Access = Role | 'public' | 'agent';
 
 /** The authenticated caller of a request. */
 export interface Principal {
@@ -81,4 +88,36 @@ export async function authenticate(store: Store, request: FastifyRequest, now = 
   if (unusable) throw new StrataError('UNAUTHENTICATED', `API token ${record.id} is ${unusable}`);
   const role = record.role as Role;
   return { tokenId: record.id, name: record.name, role, actor: `token:${record.id}(${record.name})` };
+}
+
+/**
+ * Authenticates a request for its route's access rule (before the body is read): sets
+ * `request.principal` for an operator or `request.agent` for an agent, counts failures in the
+ * throttle, audits failed writes, and refuses callers the route does not admit.
+ */
+export async function authorizeRequest(store: Store, throttle: AuthThrottle, request: FastifyRequest): Promise<void> {
+  const { access, alsoAgents } = request.routeOptions.config;
+  if (access === undefined && request.routeOptions.url !== undefined) {
+    throw new StrataError('INTERNAL', `route ${request.routeOptions.url} declares no access rule`);
+  }
+  if (access === undefined || access === 'public') return;
+  const address = request.ip;
+  throttle.check(address);
+  const header = request.headers.authorization;
+  const asAgent = access === 'agent' || (alsoAgents === true && isAgentAuthorization(header));
+  try {
+    if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url);
+    else request.principal = await authenticate(store, request);
+  } catch (error) {
+    throttle.fail(address);
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      await store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: request.routeOptions.url ?? request.url, result: toStrataError(error).code });
+    }
+    throw error;
+  }
+  throttle.succeed(address);
+  if (asAgent || !request.principal) return;
+  if (!roleAllows(request.principal.role, access)) {
+    throw new StrataError('FORBIDDEN', `role ${request.principal.role} may not do this; it needs ${access}`, { details: { role: request.principal.role, needed: access } });
+  }
 }

@@ -6,29 +6,41 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
+import fastifyWebsocket from '@fastify/websocket';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from '../lib/logger.ts';
 import type { Store } from '../store/contract.ts';
 import { Registry } from '../core/registry.ts';
 import { StrataError } from '../core/errors.ts';
 import type { ArchiveLimits } from '../core/archive/inspect.ts';
-import { installErrorHandlers, toStrataError } from './errors.ts';
-import { authenticate, AuthThrottle, roleAllows, type Access, type Principal } from './auth.ts';
+import { installErrorHandlers } from './errors.ts';
+import { AuthThrottle, authorizeRequest, type Access, type Principal } from './auth.ts';
+import type { AgentPrincipal } from './agent-auth.ts';
+import { DEFAULT_CHANNEL_TIMING, FleetHub, type ChannelTiming } from './channel/hub.ts';
 import { registerMetaRoutes } from './routes/meta.ts';
 import { registerBlobRoutes } from './routes/blobs.ts';
 import { registerComponentRoutes } from './routes/components.ts';
 import { registerConfigurationRoutes } from './routes/configurations.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
+import { registerAgentEnrollRoute } from './routes/agent-enroll.ts';
+import { registerAgentStateRoutes } from './routes/agent-state.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerAssignmentRoutes } from './routes/assignments.ts';
+import { registerConfigurationStatusRoute } from './routes/configuration-status.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call the route; every route must say. */
     access?: Access;
+    /** An agent may call the route too (with its own signature); the handler limits what it sees. */
+    alsoAgents?: boolean;
   }
   interface FastifyRequest {
-    /** The authenticated caller; set before the body is read on every non-public route. */
+    /** The authenticated operator; set before the body is read on every non-public route. */
     principal?: Principal;
+    /** The authenticated agent, on agent routes and routes that set `alsoAgents`. */
+    agent?: AgentPrincipal;
   }
 }
 
@@ -52,7 +64,12 @@ export interface AppDeps {
   caFingerprint?: string;
   /** TLS material; plain HTTP when absent. */
   https?: { key: string; cert: string };
+  /** Agent channel heartbeat timing; tests shorten it. */
+  channel?: ChannelTiming;
 }
+
+/** Largest message an agent may send on its channel. */
+const MAX_CHANNEL_MESSAGE_BYTES = 1024 * 1024;
 
 /** The app type routes register on. */
 export type App = FastifyInstance;
@@ -81,47 +98,44 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'Strata API', version: deps.version, description: 'Registry, configurations and fleet of a Strata server.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          agent: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'StrataAgent <name>.<unix ms>.<Ed25519 signature, base64url>' },
+        },
+      },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
   });
 
+  const hub = new FleetHub(deps.store, deps.logger.child({ component: 'channel' }), deps.channel ?? DEFAULT_CHANNEL_TIMING);
+  await hub.start();
+  // Close agent channels (and stop the watch) first, so app.close() does not wait on open sockets.
+  app.addHook('preClose', async () => hub.close());
+  // Registered before the auth hook: its own onRequest hook marks upgrade requests, so that a
+  // refused upgrade's socket is destroyed after the 401 instead of lingering and holding close().
+  await app.register(fastifyWebsocket, { options: { maxPayload: MAX_CHANNEL_MESSAGE_BYTES } });
+
   const throttle = new AuthThrottle();
-  app.addHook('onRequest', async (request) => {
-    const access = request.routeOptions.config.access;
-    if (access === undefined && request.routeOptions.url !== undefined) {
-      throw new StrataError('INTERNAL', `route ${request.routeOptions.url} declares no access rule`);
-    }
-    if (access === undefined || access === 'public') return;
-    const address = request.ip;
-    throttle.check(address);
-    try {
-      request.principal = await authenticate(deps.store, request);
-    } catch (error) {
-      throttle.fail(address);
-      if (request.method !== 'GET' && request.method !== 'HEAD') {
-        await deps.store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: request.routeOptions.url ?? request.url, result: toStrataError(error).code });
-      }
-      throw error;
-    }
-    throttle.succeed(address);
-    if (!roleAllows(request.principal.role, access)) {
-      throw new StrataError('FORBIDDEN', `role ${request.principal.role} may not do this; it needs ${access}`, { details: { role: request.principal.role, needed: access } });
-    }
-  });
+  app.addHook('onRequest', async (request) => authorizeRequest(deps.store, throttle, request));
 
   const registry = new Registry(deps.store);
-  const context = { ...deps, registry };
+  const context: RouteContext = { ...deps, registry, hub, throttle };
   registerMetaRoutes(app, context);
   registerBlobRoutes(app, context);
   registerComponentRoutes(app, context);
   registerConfigurationRoutes(app, context);
   registerTokenRoutes(app, context);
   registerAuditRoutes(app, context);
+  registerAgentEnrollRoute(app, context);
+  registerAgentStateRoutes(app, context);
+  registerAgentRoutes(app, context);
+  registerAssignmentRoutes(app, context);
+  registerConfigurationStatusRoute(app, context);
   await app.ready();
   return app;
 }
 
 /** What route modules receive. */
-export type RouteContext = AppDeps & { registry: Registry };
+export type RouteContext = AppDeps & { registry: Registry; hub: FleetHub; throttle: AuthThrottle };

@@ -11,6 +11,7 @@ import { isStrataError } from '../core/errors.ts';
 import { applyRetention } from '../core/retention.ts';
 import type { ErrorCode } from '../protocol/error-codes.ts';
 import type { ComponentVersion, Configuration, ConfigurationEvent, Store } from './contract.ts';
+import { assignmentConformance } from './conformance-assignments.ts';
 
 /** What a backend's test file gives the suite: a fresh, empty store and ways to damage or reopen it. */
 export interface StoreHarness {
@@ -450,6 +451,8 @@ export function runStoreConformance(backendName: string, harness: () => Promise<
       });
     });
 
+    assignmentConformance(() => store);
+
     describe('durability', () => {
       it('keeps everything across a reopen and continues its sequences', async (t) => {
         if (!h.reopen) return t.skip(`${backendName} has no reopen`);
@@ -485,9 +488,7 @@ function sha(data: Uint8Array): string {
 }
 
 /** An async source yielding the given chunks. */
-async function* chunks(...parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
-  for (const part of parts) yield part;
-}
+async function* chunks(...parts: Uint8Array[]): AsyncGenerator<Uint8Array> { yield* parts; }
 
 /** Every byte of a stream. */
 async function readAll(stream: Readable): Promise<Buffer> {

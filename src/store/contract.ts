@@ -159,6 +159,22 @@ export interface AgentRecord {
   /** Inventory and last reported status; opaque to the store. */
   inventory?: Record<string, unknown>;
   status?: Record<string, unknown>;
+  /** When the agent last reported (a status report, or its channel connecting or closing). */
+  lastSeenAt?: string;
+  /** The id of the join token it enrolled with, for the audit trail. */
+  joinTokenId?: string;
+}
+
+/**
+ * An assignment: every agent whose labels match `selector` tracks `configuration`, in addition
+ * to the configurations it names itself. Keyed by (configuration, selector); the selector is
+ * stored as given, so callers store its canonical text (`src/protocol/selector.ts`).
+ */
+export interface Assignment {
+  configuration: string;
+  selector: string;
+  createdAt: string;
+  createdBy: string;
 }
 
 /** One entry of the audit log. */
@@ -317,6 +333,20 @@ export interface Store {
    * Returns the record with its new revision.
    */
   putAgent(record: Omit<AgentRecord, 'revision'>, expectedRevision: number): Promise<AgentRecord>;
+
+  // ---- assignments ----
+
+  /**
+   * Adds an assignment. Adding one that exists (same configuration and selector) changes nothing
+   * and returns the stored one, with its original `createdAt` and `createdBy`.
+   */
+  putAssignment(input: { configuration: string; selector: string; actor: string }): Promise<Assignment>;
+
+  /** Removes an assignment; returns false when there was none. */
+  deleteAssignment(configuration: string, selector: string): Promise<boolean>;
+
+  /** Every assignment, sorted by configuration, then selector. */
+  listAssignments(): Promise<Assignment[]>;
 
   // ---- audit ----
 

@@ -12,6 +12,11 @@ import { registerDelcomp, registerDelconf, registerDelver } from './delete.ts';
 import { registerHistory, registerRollback } from './history.ts';
 import { registerJoinToken, registerToken } from './token.ts';
 import { registerAudit } from './audit.ts';
+import { registerAgents } from './agents.ts';
+import { registerStatus } from './status.ts';
+import { registerAssign } from './assign.ts';
+import { registerAgent } from './agent.ts';
+import { registerQuickstart } from './quickstart.ts';
 
 /** Adds all subcommands to the program. */
 export function registerCommands(program: Command, context: CliContext): void {
@@ -32,5 +37,10 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerRollback(program, context);
   registerToken(program, context);
   registerJoinToken(program, context);
+  registerAgents(program, context);
+  registerStatus(program, context);
+  registerAssign(program, context);
   registerAudit(program, context);
+  registerAgent(program, context);
+  registerQuickstart(program, context);
 }

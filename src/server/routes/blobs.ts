@@ -11,6 +11,8 @@ import { Sha256 } from '../../protocol/names.ts';
 import { StrataError } from '../../core/errors.ts';
 import { inspectZip, startArchiveInspection, type ArchiveSummary } from '../../core/archive/inspect.ts';
 import type { App, RouteContext } from '../build-app.ts';
+import type { AgentPrincipal } from '../agent-auth.ts';
+import { desiredFromStore } from '../agents/desired.ts';
 
 const UploadQuery = z.object({ sha256: Sha256.optional() });
 const BlobParams = z.object({ sha256: Sha256 });
@@ -53,6 +55,13 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
+/** Throws FORBIDDEN unless a configuration the agent tracks references the blob in its current revision. */
+async function assertAgentMayRead(store: RouteContext['store'], agent: AgentPrincipal, sha256: string): Promise<void> {
+  const desired = await desiredFromStore(store, agent.record);
+  if (desired.configurations.some((c) => c.layers.some((layer) => layer.blob === sha256))) return;
+  throw new StrataError('FORBIDDEN', `agent ${JSON.stringify(agent.name)} may only read blobs of the configurations it tracks`, { details: { sha256 } });
+}
+
 /** Registers POST /v1/blobs and GET/HEAD /v1/blobs/{sha256}. */
 export function registerBlobRoutes(app: App, { store, limits }: RouteContext): void {
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
@@ -91,10 +100,16 @@ export function registerBlobRoutes(app: App, { store, limits }: RouteContext): v
   });
 
   app.get('/v1/blobs/:sha256', {
-    config: { access: 'viewer' },
-    schema: { summary: 'Download a blob; supports a single byte range (Range: bytes=START-END)', params: BlobParams },
+    config: { access: 'viewer', alsoAgents: true },
+    schema: {
+      summary: 'Download a blob; supports a single byte range (Range: bytes=START-END)',
+      description: 'Operators need viewer; an agent may read the blobs of the current revisions of the configurations it tracks.',
+      params: BlobParams, security: [{ bearer: [] }, { agent: [] }],
+    },
   }, async (request, reply) => {
     const { sha256 } = request.params as z.infer<typeof BlobParams>;
+    // Checked before the blob is looked up, so an agent cannot probe for blobs outside its configurations.
+    if (request.agent) await assertAgentMayRead(store, request.agent, sha256);
     const stat = await store.statBlob(sha256);
     if (!stat) throw new StrataError('BLOB_NOT_FOUND', `blob ${sha256} not found`, { details: { sha256 } });
     const range = parseRange(request.headers.range, stat.size);

@@ -5,7 +5,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -95,6 +95,17 @@ CREATE TABLE IF NOT EXISTS state (
 ) STRICT;
 `;
 
+// Version 2: selector assignments (configuration → agents whose labels match).
+const SCHEMA_V2 = `
+CREATE TABLE IF NOT EXISTS assignments (
+  configuration TEXT NOT NULL,
+  selector TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (configuration, selector)
+) STRICT;
+`;
+
 /** Creates the tables if missing and refuses a database written by a newer Strata. */
 export function applySchema(db: DatabaseSync): void {
   db.exec('BEGIN IMMEDIATE');
@@ -106,6 +117,7 @@ export function applySchema(db: DatabaseSync): void {
       throw new Error(`the database has schema version ${current}; this Strata understands up to ${SCHEMA_VERSION}`);
     }
     db.exec(SCHEMA_V1);
+    db.exec(SCHEMA_V2);
     if (current < SCHEMA_VERSION) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
     db.exec('COMMIT');
   } catch (error) {

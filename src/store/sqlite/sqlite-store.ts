@@ -15,6 +15,7 @@ import { findBlobRow } from './blob-rows.ts';
 import { putBlob } from './blob-upload.ts';
 import { getAgent, listAgents, putAgent } from './agents.ts';
 import { appendAudit, listAudit } from './audit-log.ts';
+import { deleteAssignment, listAssignments, putAssignment } from './assignments.ts';
 import { watchConfigurations } from './configuration-watch.ts';
 import {
   configurationHistory,
@@ -81,6 +82,9 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
     getAgent: (name) => run((c) => getAgent(c.database, name)),
     listAgents: () => run((c) => listAgents(c.database)),
     putAgent: (record, expectedRevision) => run((c) => putAgent(c.database, record, expectedRevision)),
+    putAssignment: (input) => run((c) => putAssignment(c.database, input)),
+    deleteAssignment: (configuration, selector) => run((c) => deleteAssignment(c.database, configuration, selector)),
+    listAssignments: () => run((c) => listAssignments(c.database)),
     appendAudit: (entry) => run((c) => appendAudit(c.database, entry)),
     listAudit: (auditOptions) => run((c) => listAudit(c.database, auditOptions)),
     getState: (key) => run((c) => getState(c.database, key)),

@@ -1,0 +1,254 @@
+/**
+ * The Strata agent, as a state machine:
+ *
+ *   starting → enrolling (first start only) → running → stopping → stopped
+ *
+ * While running it learns the desired state three ways — pushed over the channel on every
+ * change, replayed by the server on every (re)connect, and re-read in full every poll interval
+ * as ground truth — and hands each tracked configuration to its own ConfigWorker. Status
+ * changes are reported to the server, batched. `runOnce` converges once, for scripts.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../lib/logger.ts';
+import { fullJitter, sleep } from '../lib/backoff.ts';
+import { StrataError, isStrataError } from '../core/errors.ts';
+import { isClientError } from '../lib/http-client.ts';
+import type { ConfigStatus, DesiredState } from '../protocol/agent.ts';
+import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
+import { lockDirectory } from './lock.ts';
+import { ServerApi } from './server-api.ts';
+import { BlobCache } from './fetch/blob-cache.ts';
+import { ConfigWorker, type WorkerSettings } from './config-worker.ts';
+import { runChannel, type ChannelTiming } from './channel.ts';
+
+/** The agent's states. */
+export type AgentState = 'starting' | 'enrolling' | 'running' | 'stopping' | 'stopped';
+
+const TRANSITIONS: Record<AgentState, AgentState[]> = {
+  starting: ['enrolling', 'running', 'stopping'],
+  enrolling: ['running', 'stopping'],
+  running: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
+
+/** How the agent was asked to run (parsed once by the CLI). */
+export interface AgentOptions {
+  dir: string;
+  server?: string;
+  joinToken?: string;
+  name?: string;
+  tracks: string[];
+  labels: Record<string, string>;
+  hook?: string;
+  hookTimeoutMs: number;
+  pollMs: number;
+  keep: number;
+  limits: { maxFiles: number; maxBytes: number };
+  agentEnv: Record<string, string | undefined>;
+  log: Logger;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  channelTiming?: ChannelTiming;
+}
+
+/** A running (or once-running) agent. */
+export class Agent {
+  private stateValue: AgentState = 'starting';
+  private readonly options: AgentOptions;
+  private readonly log: Logger;
+  private readonly stop = new AbortController();
+  private readonly workers = new Map<string, ConfigWorker>();
+  private api: ServerApi | undefined;
+  private cache: BlobCache | undefined;
+  private unlock: (() => Promise<void>) | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private reporting: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | undefined;
+  private background: Promise<unknown>[] = [];
+  /** Resolves when the agent must exit on its own (credentials revoked). */
+  readonly refused: Promise<string>;
+  private refuse!: (reason: string) => void;
+
+  constructor(options: AgentOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.refused = new Promise((resolve) => (this.refuse = resolve));
+  }
+
+  /** The current state. */
+  get state(): AgentState {
+    return this.stateValue;
+  }
+
+  private transition(next: AgentState): void {
+    if (!TRANSITIONS[this.stateValue].includes(next)) throw new Error(`illegal agent transition ${this.stateValue} → ${next}`);
+    this.log.info({ from: this.stateValue, to: next }, `agent ${next}`);
+    this.stateValue = next;
+  }
+
+  /** Locks the directory and enrolls if needed; shared by `start` and `runOnce`. */
+  private async prepare(): Promise<ServerApi> {
+    await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
+    this.unlock = await lockDirectory(this.options.dir);
+    let identity: Identity | undefined = await loadIdentity(this.options.dir);
+    if (identity && this.options.name && identity.name !== this.options.name) {
+      throw new StrataError('BAD_REQUEST', `${this.options.dir} belongs to agent "${identity.name}", not "${this.options.name}"`);
+    }
+    if (!identity) {
+      if (!this.options.joinToken || !this.options.server || !this.options.name) {
+        throw new StrataError('BAD_REQUEST', `${this.options.dir} has no identity yet: the first start needs --server, --join-token and --name`);
+      }
+      this.transition('enrolling');
+      identity = await this.withRetry('enroll', async () => enroll(this.options.dir, {
+        server: this.options.server!, joinToken: this.options.joinToken!, name: this.options.name!,
+        labels: this.options.labels, tracks: this.options.tracks, inventory: await collectInventory(),
+      }));
+      this.log.info({ name: identity.name }, 'enrolled');
+    }
+    this.api = new ServerApi(identity, this.options.server ?? identity.server);
+    this.cache = new BlobCache({ dir: path.join(this.options.dir, 'cache'), source: this.api.blobSource() });
+    return this.api;
+  }
+
+  /**
+   * Retries an operation that failed because the server could not be reached, with backoff and
+   * jitter; anything else (a refusal, a wrong fingerprint) fails at once.
+   */
+  private async withRetry<T>(what: string, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (!isClientError(error, 'UNREACHABLE') && !isClientError(error, 'TIMEOUT')) throw error;
+        if (this.stop.signal.aborted) throw error;
+        const wait = fullJitter(attempt, 1000, 30_000);
+        this.log.warn({ what, attempt, waitMs: wait, reason: (error as Error).message }, `${what}: server unreachable; retrying`);
+        await sleep(wait, this.stop.signal);
+      }
+    }
+  }
+
+  private workerSettings(): WorkerSettings {
+    return {
+      dir: this.options.dir, cache: this.cache!, keep: this.options.keep, limits: this.options.limits,
+      hookTimeoutMs: this.options.hookTimeoutMs, agentEnv: this.options.agentEnv, log: this.log,
+      ...(this.options.hook ? { hook: this.options.hook } : {}),
+      retryBaseMs: this.options.retryBaseMs ?? 5_000, retryCapMs: this.options.retryCapMs ?? 300_000,
+      onStatus: () => this.scheduleReport(),
+    };
+  }
+
+  /** Hands a desired state to the workers, creating and retiring them as tracking changes. */
+  private applyDesired(state: DesiredState, start: boolean): void {
+    const wanted = new Set([...state.configurations.map((c) => c.name), ...state.missing]);
+    for (const [name, worker] of this.workers) {
+      if (wanted.has(name)) continue;
+      this.workers.delete(name);
+      void worker.stop();
+      this.log.info({ configuration: name }, 'no longer tracked; its files stay in place');
+    }
+    for (const name of wanted) {
+      let worker = this.workers.get(name);
+      if (!worker) {
+        worker = new ConfigWorker(name, this.workerSettings());
+        this.workers.set(name, worker);
+        if (start) worker.start();
+      }
+      worker.setDesired(state.configurations.find((c) => c.name === name));
+    }
+    this.scheduleReport();
+  }
+
+  /** Sends every worker's status soon, coalescing bursts of changes into one report. */
+  private scheduleReport(): void {
+    if (this.reportTimer || !this.api) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      this.reporting = this.reporting.then(() => this.report());
+    }, 100);
+  }
+
+  private async report(): Promise<void> {
+    const configurations: ConfigStatus[] = [...this.workers.values()].map((w) => w.current);
+    try {
+      // Flags given on this start replace what the server holds; a start without them keeps it.
+      await this.api!.report({
+        configurations, inventory: await collectInventory(),
+        ...(Object.keys(this.options.labels).length > 0 ? { labels: this.options.labels } : {}),
+        ...(this.options.tracks.length > 0 ? { tracks: this.options.tracks } : {}),
+      });
+    } catch (error) {
+      this.log.warn({ err: error }, 'status report failed; the next change or poll retries');
+      if (isStrataError(error, 'UNAUTHENTICATED')) this.refuse((error as Error).message);
+    }
+  }
+
+  /** Daemon mode: runs until `shutdown`, or until the server refuses the agent. */
+  async start(): Promise<void> {
+    const api = await this.prepare();
+    this.transition('running');
+    const signal = this.stop.signal;
+    this.background.push(runChannel({
+      api, log: this.log, signal,
+      onDesired: (state) => this.applyDesired(state, true),
+      onRefused: (reason) => this.refuse(reason),
+      ...(this.options.channelTiming ? { timing: this.options.channelTiming } : {}),
+    }));
+    this.background.push(this.pollLoop(api, signal));
+  }
+
+  /** Re-reads the full desired state every poll interval (±10 % jitter) as ground truth. */
+  private async pollLoop(api: ServerApi, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        this.applyDesired(await api.desired(), true);
+      } catch (error) {
+        if (isStrataError(error, 'UNAUTHENTICATED')) {
+          this.refuse((error as Error).message);
+          return;
+        }
+        this.log.warn({ err: error }, 'could not read the desired state; retrying at the next poll');
+      }
+      const jitter = this.options.pollMs * 0.1;
+      await sleep(this.options.pollMs - jitter + Math.random() * 2 * jitter, signal);
+    }
+  }
+
+  /** Converges every tracked configuration once; true when all are deployed. */
+  async runOnce(): Promise<boolean> {
+    const api = await this.prepare();
+    this.transition('running');
+    const state = await this.withRetry('read the desired state', () => api.desired());
+    this.applyDesired(state, false);
+    for (const worker of this.workers.values()) await worker.step();
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
+    await this.report();
+    const statuses = [...this.workers.values()].map((w) => w.current);
+    for (const status of statuses) this.log.info({ configuration: status.configuration, phase: status.phase, error: status.error }, 'converged once');
+    return statuses.length > 0 && statuses.every((s) => s.phase === 'deployed');
+  }
+
+  /** The statuses of all tracked configurations. */
+  statuses(): ConfigStatus[] {
+    return [...this.workers.values()].map((w) => w.current);
+  }
+
+  /** Stops once, however often called: workers, channel, poll, then the lock. */
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.transition('stopping');
+      this.stop.abort();
+      await Promise.all([...this.workers.values()].map((w) => w.stop()));
+      clearTimeout(this.reportTimer);
+      await Promise.allSettled(this.background);
+      await this.reporting;
+      this.api?.close();
+      await this.unlock?.();
+      this.transition('stopped');
+    })();
+    return this.stopping;
+  }
+}

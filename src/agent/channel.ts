@@ -1,0 +1,113 @@
+/**
+ * The agent's end of the channel: one WebSocket to the server, authenticated with a signed
+ * header, carrying versioned envelopes. The server sends the full desired state on every
+ * (re)connect and after every change; both sides ping, and a silent peer is dropped. A lost
+ * connection is retried with exponential backoff and full jitter, capped.
+ */
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import type { Logger } from '../lib/logger.ts';
+import { fullJitter, sleep } from '../lib/backoff.ts';
+import { CHANNEL_VERSION, ChannelMessageSchema, type ChannelMessage, type DesiredState } from '../protocol/agent.ts';
+import type { ServerApi } from './server-api.ts';
+
+/** Timing of the channel; tests shorten it. */
+export interface ChannelTiming {
+  pingMs: number;
+  silenceMs: number;
+  reconnectBaseMs: number;
+  reconnectCapMs: number;
+}
+
+/** The defaults: ping every 15 s, drop after 45 s of silence, reconnect within 1 s … 60 s. */
+export const DEFAULT_CHANNEL_TIMING: ChannelTiming = { pingMs: 15_000, silenceMs: 45_000, reconnectBaseMs: 1_000, reconnectCapMs: 60_000 };
+
+/** Keeps one channel open until `signal` aborts, handing every desired state to `onDesired`. */
+export async function runChannel(options: {
+  api: ServerApi;
+  log: Logger;
+  signal: AbortSignal;
+  onDesired: (state: DesiredState) => void;
+  onRefused?: (message: string) => void;
+  timing?: ChannelTiming;
+}): Promise<void> {
+  const timing = options.timing ?? DEFAULT_CHANNEL_TIMING;
+  let attempt = 0;
+  while (!options.signal.aborted) {
+    const opened = await connectOnce(options, timing);
+    if (options.signal.aborted) break;
+    if (opened.refused) {
+      options.onRefused?.(opened.refused);
+      return;
+    }
+    attempt = opened.wasOpen ? 0 : attempt + 1;
+    const wait = fullJitter(attempt, timing.reconnectBaseMs, timing.reconnectCapMs);
+    options.log.info({ attempt, waitMs: wait, reason: opened.reason }, 'channel closed; reconnecting');
+    await sleep(wait, options.signal);
+  }
+}
+
+/** One connection's lifetime: resolves when it closes, saying whether it was ever open. */
+function connectOnce(
+  options: { api: ServerApi; log: Logger; signal: AbortSignal; onDesired: (state: DesiredState) => void },
+  timing: ChannelTiming,
+): Promise<{ wasOpen: boolean; reason: string; refused?: string }> {
+  const path = '/v1/agent/channel';
+  const url = `${options.api.server.replace(/^http/, 'ws').replace(/\/$/, '')}${path}`;
+  return new Promise((resolve) => {
+    let wasOpen = false;
+    let lastHeard = Date.now();
+    let refused: string | undefined;
+    const socket = new WebSocket(url, {
+      ca: options.api.identity.caPem,
+      headers: { authorization: options.api.authorization('GET', path) },
+      maxPayload: 16 * 1024 * 1024,
+      handshakeTimeout: 15_000,
+    });
+    const send = (message: ChannelMessage): void => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    };
+    const ticker = setInterval(() => {
+      if (Date.now() - lastHeard > timing.silenceMs) {
+        options.log.warn({ silentMs: Date.now() - lastHeard }, 'channel silent; dropping it');
+        socket.terminate();
+        return;
+      }
+      send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'ping', at: new Date().toISOString() });
+    }, timing.pingMs);
+    const onAbort = (): void => socket.close(1001, 'agent stopping');
+    options.signal.addEventListener('abort', onAbort, { once: true });
+
+    socket.on('open', () => {
+      wasOpen = true;
+      lastHeard = Date.now();
+      options.log.info({ url }, 'channel open');
+    });
+    socket.on('unexpected-response', (_request, response) => {
+      // 401/403 on the upgrade means the server refuses this agent (revoked): retrying cannot help.
+      if (response.statusCode === 401 || response.statusCode === 403) refused = `the server refused the agent's credentials (HTTP ${response.statusCode})`;
+      response.resume();
+      socket.terminate();
+    });
+    socket.on('message', (data) => {
+      lastHeard = Date.now();
+      let message: ChannelMessage;
+      try {
+        message = ChannelMessageSchema.parse(JSON.parse(String(data)));
+      } catch (error) {
+        options.log.warn({ err: error }, 'channel message refused');
+        send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'error', code: 'BAD_REQUEST', message: 'unreadable message' });
+        return;
+      }
+      if (message.type === 'desired') options.onDesired(message.state);
+      else if (message.type === 'ping') send({ v: CHANNEL_VERSION, id: message.id, type: 'pong', at: new Date().toISOString() });
+      else if (message.type === 'error') options.log.warn({ code: message.code, message: message.message }, 'server reported a channel error');
+    });
+    socket.on('error', (error) => options.log.debug({ err: error }, 'channel error'));
+    socket.on('close', (code, reason) => {
+      clearInterval(ticker);
+      options.signal.removeEventListener('abort', onAbort);
+      resolve({ wasOpen, reason: `${code} ${String(reason)}`.trim(), ...(refused ? { refused } : {}) });
+    });
+  });
+}

@@ -1,0 +1,262 @@
+/**
+ * Converges one tracked configuration: fetch its blobs, unpack its layers into a fresh release,
+ * run the hook, switch `current`, record state, report. One worker per configuration, each
+ * with its own loop, so several configurations deploy independently.
+ *
+ * Phases: pending → downloading → unpacking → hook → deployed, or → failed from any of them.
+ * A failure leaves the previous release current and is retried with exponential backoff and
+ * jitter, never in a tight loop; a different desired id (a newer revision) is tried at once.
+ */
+import { lstat, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../lib/logger.ts';
+import { isStrataError } from '../core/errors.ts';
+import type { Configuration } from '../store/contract.ts';
+import type { ConfigStatus, Phase } from '../protocol/agent.ts';
+import type { BlobCache } from './fetch/blob-cache.ts';
+import { unpackLayers } from './unpack/index.ts';
+import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
+import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, switchCurrent, writeState } from './releases/index.ts';
+import { readHold } from './hold.ts';
+
+/** Settings shared by every worker of an agent. */
+export interface WorkerSettings {
+  /** The agent's directory; this configuration lives in `<dir>/<name>/`. */
+  dir: string;
+  cache: BlobCache;
+  hook?: string;
+  hookTimeoutMs: number;
+  keep: number;
+  limits: { maxFiles: number; maxBytes: number };
+  /** PATH, HOME and the like, passed on to the hook. */
+  agentEnv: Record<string, string | undefined>;
+  log: Logger;
+  /** Called whenever this worker's status changes. */
+  onStatus: (status: ConfigStatus) => void;
+  /** First and largest wait between retries of a failing deploy. */
+  retryBaseMs: number;
+  retryCapMs: number;
+}
+
+/** A deploy failure with a stable code and, for hooks, its output. */
+class DeployFailure extends Error {
+  readonly code: string;
+  readonly hookOutput: string | undefined;
+  readonly hookExitCode: number | null | undefined;
+
+  constructor(code: string, message: string, hook?: { output: string; exitCode: number | null }) {
+    super(message);
+    this.code = code;
+    this.hookOutput = hook?.output;
+    this.hookExitCode = hook?.exitCode;
+  }
+}
+
+/** True when `file` exists (without following a symlink). */
+async function exists(file: string): Promise<boolean> {
+  return lstat(file).then(() => true, () => false);
+}
+
+/** The wait before retry number `failures` (1-based): exponential, half fixed and half random. */
+export function retryDelay(failures: number, baseMs: number, capMs: number, random = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(failures - 1, 30));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/** Deploys one configuration whenever its desired state differs from what is current. */
+export class ConfigWorker {
+  readonly name: string;
+  readonly confDir: string;
+  private readonly settings: WorkerSettings;
+  private desired: Configuration | undefined;
+  private missing = false;
+  private status: ConfigStatus;
+  private failures = 0;
+  private failedId: string | undefined;
+  private retryAt = 0;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Set by every poke, so a change that arrives while a step runs is never lost. */
+  private dirty = true;
+  private loop: Promise<void> | undefined;
+  private abort = new AbortController();
+
+  constructor(name: string, settings: WorkerSettings) {
+    this.name = name;
+    this.settings = settings;
+    this.confDir = path.join(settings.dir, name);
+    this.status = { configuration: name, phase: 'pending', at: new Date().toISOString() };
+  }
+
+  /** The latest status. */
+  get current(): ConfigStatus {
+    return this.status;
+  }
+
+  /** Sets what this configuration should be (undefined: it does not exist on the server). */
+  setDesired(configuration: Configuration | undefined): void {
+    const previous = this.desired?.id;
+    this.desired = configuration;
+    this.missing = configuration === undefined;
+    // A newer revision supersedes a failing one at once, and stops a download of the old one.
+    if (configuration && previous !== undefined && configuration.id !== previous) this.abort.abort();
+    this.poke();
+  }
+
+  /** Starts the loop (daemon mode). */
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Stops the loop; a deploy in progress is abandoned at its next step. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.poke();
+    await this.loop;
+  }
+
+  private poke(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  private setPhase(phase: Phase, extra: Partial<ConfigStatus> = {}): void {
+    const desired = this.desired;
+    this.status = {
+      configuration: this.name, phase, at: new Date().toISOString(),
+      ...(desired ? { desiredRevision: desired.revision, desiredId: desired.id } : {}),
+      ...(this.status.currentId ? { currentId: this.status.currentId } : {}),
+      ...(this.status.currentRevision !== undefined ? { currentRevision: this.status.currentRevision } : {}),
+      ...extra,
+    };
+    this.settings.log.info({ configuration: this.name, phase, revision: desired?.revision, error: extra.error }, `configuration ${this.name}: ${phase}`);
+    this.settings.onStatus(this.status);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      this.dirty = false;
+      const delay = await this.step();
+      if (this.stopped) break;
+      if (this.dirty || delay === 0) continue;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        if (delay !== undefined) this.timer = setTimeout(resolve, delay);
+      });
+      clearTimeout(this.timer);
+      this.wake = undefined;
+    }
+  }
+
+  /**
+   * Reads what is current on disk before every step, so a restarted agent does not redeploy
+   * what it has, and a local rollback made while it runs is seen.
+   */
+  private async loadCurrent(): Promise<void> {
+    const currentId = await readCurrent(this.confDir).catch(() => undefined);
+    if (currentId === this.status.currentId) return;
+    const state = await readState(this.confDir).catch(() => undefined);
+    const revision = state?.history?.findLast((entry) => entry.id === currentId)?.revision;
+    const { currentId: _id, currentRevision: _revision, ...rest } = this.status;
+    this.status = { ...rest, ...(currentId ? { currentId } : {}), ...(revision !== undefined ? { currentRevision: revision } : {}) };
+  }
+
+  /**
+   * One convergence step. Returns how long to wait before the next one when a retry is due,
+   * or undefined to wait for a new desired state.
+   */
+  async step(): Promise<number | undefined> {
+    await this.loadCurrent();
+    const desired = this.desired;
+    if (!desired) {
+      if (this.missing) this.setPhase('pending', { error: { code: 'CONFIGURATION_NOT_FOUND', message: `configuration "${this.name}" does not exist on the server` } });
+      return undefined;
+    }
+    const hold = await readHold(this.confDir);
+    if (hold === desired.id) {
+      if (this.status.phase !== 'pending') this.setPhase('pending', { error: { code: 'HELD', message: 'rolled back locally; waiting for a new revision' } });
+      return undefined;
+    }
+    if (this.status.currentId === desired.id) {
+      if (this.status.phase !== 'deployed' || this.status.desiredRevision !== desired.revision) this.setPhase('deployed', { currentRevision: desired.revision });
+      return undefined;
+    }
+    if (this.failedId === desired.id && Date.now() < this.retryAt) return this.retryAt - Date.now();
+    this.abort = new AbortController();
+    try {
+      await this.deploy(desired, this.abort.signal);
+      this.failures = 0;
+      this.failedId = undefined;
+      return undefined;
+    } catch (error) {
+      if (this.abort.signal.aborted && !this.stopped && this.desired?.id !== desired.id) return 0;
+      if (this.stopped) return undefined;
+      this.failures = this.failedId === desired.id ? this.failures + 1 : 1;
+      this.failedId = desired.id;
+      const wait = retryDelay(this.failures, this.settings.retryBaseMs, this.settings.retryCapMs);
+      this.retryAt = Date.now() + wait;
+      const failure = error instanceof DeployFailure ? error : new DeployFailure(isStrataError(error) ? error.code : (error as NodeJS.ErrnoException).code ?? 'INTERNAL', (error as Error).message);
+      this.setPhase('failed', {
+        error: { code: failure.code, message: failure.message },
+        ...(failure.hookOutput !== undefined ? { hookOutput: failure.hookOutput, hookExitCode: failure.hookExitCode ?? null } : {}),
+      });
+      this.settings.log.warn({ configuration: this.name, retryInMs: wait, failures: this.failures }, 'deploy failed; will retry');
+      return wait;
+    }
+  }
+
+  /** Fetches, unpacks, runs the hook and switches; throws on failure with `current` untouched. */
+  private async deploy(desired: Configuration, signal: AbortSignal): Promise<void> {
+    const { cache, limits } = this.settings;
+    this.setPhase('downloading');
+    const paths = await cache.ensure(desired.layers.map((layer) => ({ sha256: layer.blob, size: layer.size })), { signal });
+    signal.throwIfAborted();
+
+    this.setPhase('unpacking');
+    const release = await prepareRelease(this.confDir, desired.id);
+    // A release directory named by this id is complete (it only gets the name once whole): reuse it.
+    if (!(await exists(release.finalDir))) {
+      await unpackLayers({
+        layers: desired.layers.map((layer) => ({ name: layer.component, path: paths.get(layer.blob)! })),
+        target: release.tempDir, limits, signal,
+      });
+      await commitRelease(release.tempDir, release.finalDir);
+    }
+    signal.throwIfAborted();
+
+    const oldId = this.status.currentId;
+    let hookResult: { output: string; exitCode: number | null } | undefined;
+    if (this.settings.hook) {
+      this.setPhase('hook');
+      hookResult = await this.runHook(desired, release.finalDir, oldId);
+    }
+
+    await switchCurrent(this.confDir, desired.id);
+    await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired));
+    this.status = { ...this.status, currentId: desired.id, currentRevision: desired.revision };
+    await pruneReleases(this.confDir, this.settings.keep, [desired.id, ...(oldId ? [oldId] : [])]);
+    this.setPhase('deployed', hookResult ? { hookOutput: hookResult.output, hookExitCode: hookResult.exitCode } : {});
+  }
+
+  private async runHook(desired: Configuration, newRoot: string, oldId: string | undefined): Promise<{ output: string; exitCode: number | null }> {
+    const stateFile = await writeStateFile(this.confDir, desired);
+    try {
+      const env = hookEnvironment({
+        configuration: desired, newRoot, stateFile, agentEnv: this.settings.agentEnv,
+        ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
+      });
+      const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs });
+      if (result.spawnError) throw new DeployFailure('HOOK_MISSING', `hook ${this.settings.hook} cannot run: ${result.spawnError}`, { output: result.output, exitCode: null });
+      if (result.timedOut) throw new DeployFailure('HOOK_TIMEOUT', `hook timed out after ${Math.round(this.settings.hookTimeoutMs / 1000)}s and was killed`, { output: result.output, exitCode: result.exitCode });
+      if (result.exitCode !== 0) {
+        const how = result.signal ? `was killed by ${result.signal}` : `exited with status ${result.exitCode}`;
+        throw new DeployFailure('HOOK_FAILED', `hook ${how}`, { output: result.output, exitCode: result.exitCode });
+      }
+      return { output: result.output, exitCode: result.exitCode };
+    } finally {
+      await rm(stateFile, { force: true });
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * `strata agent rollback`: switches a configuration's `current` back to its previous release on
+ * this machine alone — no server, well under a second — and holds the release it left, so a
+ * running agent does not roll forward to it again until a new revision arrives.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { StrataError } from '../core/errors.ts';
+import { rollbackLocal } from './releases/index.ts';
+import { writeHold } from './hold.ts';
+
+/** The configurations deployed under an agent directory (those with a `current` link). */
+async function deployedConfigurations(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory() || entry.name === 'cache') continue;
+    if (await stat(path.join(dir, entry.name, 'current')).then(() => true, () => false)) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+/** Rolls one configuration back; `config` may be omitted when only one is deployed. */
+export async function rollbackConfiguration(dir: string, config?: string): Promise<{ configuration: string; from: string; to: string }> {
+  const deployed = await deployedConfigurations(dir);
+  const name = config ?? (deployed.length === 1 ? deployed[0] : undefined);
+  if (!name) {
+    throw new StrataError('BAD_REQUEST', deployed.length === 0 ? `nothing is deployed under ${dir}` : `several configurations are deployed (${deployed.join(', ')}): pick one with --config`);
+  }
+  if (!deployed.includes(name)) throw new StrataError('CONFIGURATION_NOT_FOUND', `configuration "${name}" is not deployed under ${dir}`);
+  const confDir = path.join(dir, name);
+  const { from, to } = await rollbackLocal(confDir);
+  await writeHold(confDir, from);
+  return { configuration: name, from, to };
+}

@@ -1,0 +1,22 @@
+/**
+ * Where things live in a configuration directory (CONFDIR = DIR/<config name>/):
+ * `releases/<id>/` complete releases, `releases/.tmp-*` unfinished or doomed ones,
+ * `current` → `releases/<id>`, and `state.json`.
+ */
+import path from 'node:path';
+import { StrataError } from '../../core/errors.ts';
+
+/** Prefix of unfinished (or being-removed) release directories; any left over are crash debris. */
+export const TEMP_PREFIX = '.tmp-';
+
+/** The releases directory of a configuration directory. */
+export function releasesDir(confDir: string): string {
+  return path.join(confDir, 'releases');
+}
+
+/** Throws unless `id` can name a release directory (no separators, no dot names, not a temp name). */
+export function assertReleaseId(id: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) {
+    throw new StrataError('BAD_REQUEST', `${JSON.stringify(id)} cannot name a release directory`, { details: { id } });
+  }
+}

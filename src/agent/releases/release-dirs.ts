@@ -1,0 +1,146 @@
+/**
+ * Release directories: `CONFDIR/releases/<configuration id>/`, one per deployed id. A release is
+ * unpacked under a temporary name (`.tmp-<id>-<random>`) and only renamed to its id once complete
+ * and fsynced, so a directory named by an id is always a whole release, whatever crashed when.
+ * Deploys and pruning of one CONFDIR must not run concurrently (the agent serialises them).
+ */
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { syncDirectory } from '../../lib/atomic-file.ts';
+import { removeTree } from '../unpack/remove-tree.ts';
+import { readCurrent } from './current.ts';
+import { assertReleaseId, releasesDir, TEMP_PREFIX } from './layout.ts';
+import { readState } from './state.ts';
+
+/** Parallel fsyncs while committing a release. */
+const SYNC_CONCURRENCY = 16;
+
+/** Names a fresh temporary directory to unpack into (not created: the unpacker creates it) and the final one. */
+export async function prepareRelease(confDir: string, id: string): Promise<{ tempDir: string; finalDir: string }> {
+  assertReleaseId(id);
+  const releases = releasesDir(confDir);
+  await mkdir(releases, { recursive: true, mode: 0o755 });
+  return {
+    tempDir: path.join(releases, `${TEMP_PREFIX}${id}-${randomBytes(6).toString('hex')}`),
+    finalDir: path.join(releases, id),
+  };
+}
+
+/** fsyncs one file or directory; one a non-root agent may not open (mode 000) is left to the kernel. */
+async function syncPath(file: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EACCES') return;
+    throw error;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsyncs every regular file and directory under `dir` (children before their directory). */
+async function syncTree(dir: string): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EACCES') return;
+    throw error;
+  }
+  const work = entries.filter((entry) => entry.isDirectory() || entry.isFile());
+  for (let start = 0; start < work.length; start += SYNC_CONCURRENCY) {
+    await Promise.all(
+      work.slice(start, start + SYNC_CONCURRENCY).map((entry) => {
+        const child = path.join(dir, entry.name);
+        return entry.isDirectory() ? syncTree(child) : syncPath(child);
+      }),
+    );
+  }
+  await syncPath(dir);
+}
+
+/**
+ * Makes an unpacked release durable and gives it its final name. If `finalDir` already exists it
+ * is a complete release of the same id (ids name content), so it is kept and the temp dir removed.
+ */
+export async function commitRelease(tempDir: string, finalDir: string): Promise<{ reused: boolean }> {
+  const exists = await lstat(finalDir).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
+  if (exists) {
+    await removeTree(tempDir);
+    return { reused: true };
+  }
+  await syncTree(tempDir);
+  try {
+    await rename(tempDir, finalDir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+    await removeTree(tempDir);
+    return { reused: true };
+  }
+  await syncDirectory(path.dirname(finalDir));
+  return { reused: false };
+}
+
+/**
+ * Removes releases beyond the newest `keep` (newest = most recently deployed per state.json's
+ * history; releases the history no longer mentions count as older, by mtime), never the current
+ * one or any in `protect`; also removes leftover `.tmp-*` directories and `current.tmp-*` links.
+ */
+export async function pruneReleases(confDir: string, keep: number, protect: string[] = []): Promise<{ removed: string[]; leftovers: string[] }> {
+  const releases = releasesDir(confDir);
+  let entries;
+  try {
+    entries = await readdir(releases, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], leftovers: [] };
+    throw error;
+  }
+  const leftovers: string[] = [];
+  for (const name of await readdir(confDir)) {
+    if (!name.startsWith('current.tmp-')) continue;
+    await removeTree(path.join(confDir, name));
+    leftovers.push(name);
+  }
+  const state = await readState(confDir);
+  const current = await readCurrent(confDir);
+  const rank = new Map<string, number>();
+  state?.history.forEach((record, index) => rank.set(record.id, index));
+  const candidates: { id: string; rank: number; mtime: number }[] = [];
+  for (const entry of entries) {
+    if (entry.name.startsWith(TEMP_PREFIX)) {
+      await removeTree(path.join(releases, entry.name));
+      leftovers.push(entry.name);
+    } else if (entry.isDirectory()) {
+      const { mtimeMs } = await lstat(path.join(releases, entry.name));
+      candidates.push({ id: entry.name, rank: rank.get(entry.name) ?? -1, mtime: mtimeMs });
+    }
+  }
+  candidates.sort((a, b) => b.rank - a.rank || b.mtime - a.mtime);
+  const kept = new Set([...candidates.slice(0, Math.max(0, keep)).map((c) => c.id), ...protect]);
+  if (current !== undefined) kept.add(current);
+  if (state?.current) kept.add(state.current.id);
+  const removed: string[] = [];
+  for (const { id } of candidates) {
+    if (kept.has(id)) continue;
+    // Rename first: a crash halfway through removal must not leave a partial tree under a release's name.
+    const doomed = path.join(releases, `${TEMP_PREFIX}removed-${id}-${randomBytes(6).toString('hex')}`);
+    await rename(path.join(releases, id), doomed);
+    await syncDirectory(releases);
+    await removeTree(doomed);
+    removed.push(id);
+  }
+  if (removed.length > 0 || leftovers.length > 0) await syncDirectory(releases);
+  return { removed, leftovers };
+}

@@ -1,0 +1,114 @@
+/** `strata agent` (run the agent, or converge once) and `strata agent rollback` (local, no network). */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { parseDuration } from '../../protocol/duration.ts';
+import { parseSize } from '../../protocol/size.ts';
+import { LabelsSchema } from '../../protocol/agent.ts';
+import { nameProblem } from '../../protocol/names.ts';
+import { printJson, println, UsageError, UserError, type CliContext } from '../context.ts';
+import { collect, examples } from './shared.ts';
+
+/** Parses `k=v,k2=v2` into labels, refusing malformed ones. */
+export function parseLabels(text: string | undefined): Record<string, string> {
+  if (!text) return {};
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new UsageError(`invalid label ${JSON.stringify(pair)}: write labels as key=value,key2=value2`);
+    labels[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const parsed = LabelsSchema.safeParse(labels);
+  if (!parsed.success) throw new UsageError(`invalid labels: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+function option<T>(what: string, parse: (text: string) => T, text: string): T {
+  try {
+    return parse(text);
+  } catch (error) {
+    throw new UsageError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** Registers `agent` and `agent rollback`. */
+export function registerAgent(program: Command, context: CliContext): void {
+  const command = program.command('agent')
+    .description('run the agent: enroll once, then keep the tracked configurations deployed in --dir and report back')
+    .option('--dir <dir>', 'the agent directory (identity, cache, releases)', context.env['STRATA_AGENT_DIR'] ?? '/var/lib/strata-agent')
+    .option('--server <url>', 'server URL (first start; later starts remember it)', context.env['STRATA_SERVER'])
+    .option('--join-token <token>', 'join token for the first start (env STRATA_JOIN_TOKEN)', context.env['STRATA_JOIN_TOKEN'])
+    .option('--join-token-file <file>', 'read the join token from a file')
+    .option('--name <node>', 'this agent\'s name (first start)')
+    .option('--track <configuration>', 'a configuration to keep deployed (repeatable)', collect, [] as string[])
+    .option('--labels <k=v,...>', 'labels selectors match, e.g. role=web,region=eu')
+    .option('--hook <path>', 'program run after unpacking, before switching (deploy-tools environment)')
+    .option('--hook-timeout <duration>', 'how long the hook may run before it is killed', '10m')
+    .option('--poll <duration>', 'how often to re-read the desired state in full', '30s')
+    .option('--keep <n>', 'releases to keep per configuration for instant rollback', '3')
+    .option('--max-files <n>', 'most files a release may unpack to', '1000000')
+    .option('--max-unpacked <size>', 'largest total size a release may unpack to', '64GiB')
+    .option('--retry-base <duration>', 'first wait before retrying a failed deploy (it doubles, with jitter)', '5s')
+    .option('--retry-cap <duration>', 'longest wait between retries of a failed deploy', '5m')
+    .option('--once', 'converge once and exit: 0 when every configuration is deployed, 1 otherwise')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', context.env['STRATA_LOG_LEVEL'] ?? 'info')
+    .action(async (options: Record<string, string | string[] | boolean | undefined>) => {
+      const keep = Number(options['keep']);
+      if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be a whole number of at least 1');
+      const maxFiles = Number(options['maxFiles']);
+      if (!Number.isInteger(maxFiles) || maxFiles < 1) throw new UsageError('--max-files must be a positive whole number');
+      const tracks = options['track'] as string[];
+      for (const name of tracks) {
+        const problem = nameProblem(name);
+        if (problem) throw new UsageError(`--track ${JSON.stringify(name)}: the name ${problem}`);
+      }
+      const name = options['name'] as string | undefined;
+      if (name !== undefined && nameProblem(name)) throw new UsageError(`--name ${JSON.stringify(name)}: the name ${nameProblem(name)}`);
+      let joinToken = options['joinToken'] as string | undefined;
+      if (options['joinTokenFile']) {
+        try {
+          joinToken = (await readFile(options['joinTokenFile'] as string, 'utf8')).trim();
+        } catch (error) {
+          throw new UserError(`cannot read ${options['joinTokenFile']}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        }
+      }
+      const { runAgent } = await import('../../agent/main.ts');
+      const code = await runAgent({
+        dir: path.resolve(options['dir'] as string),
+        ...(options['server'] ? { server: options['server'] as string } : {}),
+        ...(joinToken ? { joinToken } : {}),
+        ...(name ? { name } : {}),
+        tracks,
+        labels: parseLabels(options['labels'] as string | undefined),
+        ...(options['hook'] ? { hook: path.resolve(options['hook'] as string) } : {}),
+        hookTimeoutMs: option('--hook-timeout', parseDuration, options['hookTimeout'] as string),
+        pollMs: option('--poll', parseDuration, options['poll'] as string),
+        keep,
+        limits: { maxFiles, maxBytes: option('--max-unpacked', parseSize, options['maxUnpacked'] as string) },
+        agentEnv: context.env,
+        retryBaseMs: option('--retry-base', parseDuration, options['retryBase'] as string),
+        retryCapMs: option('--retry-cap', parseDuration, options['retryCap'] as string),
+        once: Boolean(options['once']),
+        logLevel: options['logLevel'] as string,
+      });
+      context.setExitCode(code);
+    });
+  examples(command, [
+    'strata agent --server https://deploy:7443 --join-token "$(cat join-token)" --name web-1 --track site --dir /var/lib/strata-agent --labels role=web',
+    'strata agent --dir /var/lib/strata-agent                      # later starts',
+    'strata agent --dir /var/lib/strata-agent --once               # converge once, for scripts',
+  ]);
+
+  const rollback = command.command('rollback')
+    .description('switch a configuration back to its previous release, locally, without the network')
+    .requiredOption('--dir <dir>', 'the agent directory')
+    .option('--config <configuration>', 'which configuration (default: the only one)')
+    .option('--json', 'print machine-readable JSON')
+    .action(async (options: { dir: string; config?: string; json?: boolean }) => {
+      const { rollbackConfiguration } = await import('../../agent/local-rollback.ts');
+      const result = await rollbackConfiguration(path.resolve(options.dir), options.config);
+      if (options.json) printJson(context.stdout, result);
+      else println(context.stdout, `${result.configuration}: current is now ${result.to.slice(0, 12)} (was ${result.from.slice(0, 12)})`);
+    });
+  examples(rollback, ['strata agent rollback --dir /var/lib/strata-agent --config site']);
+}

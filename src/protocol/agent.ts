@@ -1,0 +1,126 @@
+/**
+ * What agents and the server say to each other: enrollment, the desired state, status reports,
+ * and the versioned envelopes of the agent channel (one WebSocket per agent).
+ *
+ * HTTP (the agent's ground truth and its writes):
+ * - `POST /v1/agents/enroll` with `Authorization: Bearer <join token>` and an `EnrollRequest`:
+ *   registers the agent's public key; answers `EnrollResponse`.
+ * - Every later agent request carries `Authorization: StrataAgent <name>.<unix ms>.<signature>`
+ *   where the signature is Ed25519 over `agentSigningInput(...)`; the server accepts it within
+ *   `AGENT_CLOCK_SKEW_MS` of its own clock and refuses revoked agents at once.
+ * - `GET /v1/agent/desired` → `DesiredState` (the full state, re-read every poll interval).
+ * - `GET /v1/blobs/{sha256}` → the blob, if a configuration the agent tracks references it.
+ * - `POST /v1/agent/status` with a `StatusReport` → 204.
+ * - `GET /v1/agent/channel` upgrades to the WebSocket carrying `ChannelMessage`s.
+ */
+import { z } from 'zod';
+import { ConfigurationSchema } from './api.ts';
+
+/** The channel protocol version every envelope carries. */
+export const CHANNEL_VERSION = 1;
+
+/** How far an agent's signed timestamp may be from the server's clock. */
+export const AGENT_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The text an agent signs for one request. */
+export function agentSigningInput(name: string, timestampMs: number, method: string, path: string): string {
+  return `strata-agent-v1\n${name}\n${timestampMs}\n${method.toUpperCase()}\n${path}`;
+}
+
+/** Phases of a configuration's deploy on an agent. */
+export const PHASES = ['pending', 'downloading', 'unpacking', 'hook', 'deployed', 'failed'] as const;
+/** A deploy phase. */
+export type Phase = (typeof PHASES)[number];
+
+/** Labels: `key=value` pairs used by selectors. */
+export const LabelsSchema = z.record(
+  z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$/, 'label keys are 1-63 letters, digits, ".", "_", "-" or "/"'),
+  z.string().regex(/^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/, 'label values are up to 63 letters, digits, ".", "_" or "-"'),
+);
+
+/** What an agent tells about its machine. */
+export const InventorySchema = z.object({
+  hostname: z.string(),
+  os: z.string(),
+  kernel: z.string(),
+  arch: z.string(),
+  cpus: z.number().int(),
+  memoryBytes: z.number(),
+  agentVersion: z.string(),
+});
+/** An agent's inventory. */
+export type Inventory = z.infer<typeof InventorySchema>;
+
+/** Body of POST /v1/agents/enroll. */
+export const EnrollRequestSchema = z.object({
+  name: z.string(),
+  /** The agent's Ed25519 public key, SPKI PEM. */
+  publicKey: z.string().max(4096),
+  labels: LabelsSchema.default({}),
+  tracks: z.array(z.string()).max(64).default([]),
+  inventory: InventorySchema.optional(),
+});
+/** An enrollment request. */
+export type EnrollRequest = z.infer<typeof EnrollRequestSchema>;
+
+/** Answer to an enrollment. */
+export const EnrollResponseSchema = z.object({ name: z.string(), enrolledAt: z.string() });
+
+/** The configurations an agent must converge to, with everything needed to deploy them. */
+export const DesiredStateSchema = z.object({
+  agent: z.string(),
+  /** Store-wide sequence the state reflects (for logs and resume). */
+  seq: z.number().int(),
+  configurations: z.array(ConfigurationSchema),
+  /** Tracked names that do not exist (yet) on the server. */
+  missing: z.array(z.string()),
+});
+/** The desired state of one agent. */
+export type DesiredState = z.infer<typeof DesiredStateSchema>;
+
+/** The status of one tracked configuration on an agent. */
+export const ConfigStatusSchema = z.object({
+  configuration: z.string(),
+  phase: z.enum(PHASES),
+  /** The revision and id being deployed (desired) and the ones current on disk. */
+  desiredRevision: z.number().int().optional(),
+  desiredId: z.string().optional(),
+  currentRevision: z.number().int().optional(),
+  currentId: z.string().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** The tail of the hook's output, bounded. */
+  hookOutput: z.string().max(64 * 1024).optional(),
+  hookExitCode: z.number().int().nullable().optional(),
+  at: z.string(),
+});
+/** A configuration's status on an agent. */
+export type ConfigStatus = z.infer<typeof ConfigStatusSchema>;
+
+/** Body of POST /v1/agent/status, and of the channel's `status` message. */
+export const StatusReportSchema = z.object({
+  inventory: InventorySchema.optional(),
+  labels: LabelsSchema.optional(),
+  /** The configurations the agent was started with (`--track`); the server keeps them as its tracks. */
+  tracks: z.array(z.string()).max(64).optional(),
+  configurations: z.array(ConfigStatusSchema).max(64),
+});
+/** A status report. */
+export type StatusReport = z.infer<typeof StatusReportSchema>;
+
+/** Fields every channel envelope carries. */
+const Envelope = { v: z.literal(CHANNEL_VERSION), id: z.string().max(64) };
+
+/** Messages on the agent channel, in both directions. */
+export const ChannelMessageSchema = z.discriminatedUnion('type', [
+  /** server → agent, first message after the upgrade and after every change: the full desired state. */
+  z.object({ ...Envelope, type: z.literal('desired'), state: DesiredStateSchema }),
+  /** either way: liveness; the peer answers `pong` with the same id. */
+  z.object({ ...Envelope, type: z.literal('ping'), at: z.string() }),
+  z.object({ ...Envelope, type: z.literal('pong'), at: z.string() }),
+  /** agent → server: a status report (same as POST /v1/agent/status). */
+  z.object({ ...Envelope, type: z.literal('status'), report: StatusReportSchema }),
+  /** either way: the peer sent something it could not accept. */
+  z.object({ ...Envelope, type: z.literal('error'), code: z.string(), message: z.string() }),
+]);
+/** One message on the agent channel. */
+export type ChannelMessage = z.infer<typeof ChannelMessageSchema>;

@@ -1,0 +1,174 @@
+/**
+ * The fleet hub: every agent channel connected to this server process, one configuration watch
+ * fanned out to them, and the heartbeat timer. It keeps the current revision of every
+ * configuration and the assignments in memory, so a change reaches thousands of agents without
+ * a store read per agent.
+ */
+import type { WebSocket } from 'ws';
+import type { Logger } from '../../lib/logger.ts';
+import type { AgentRecord, Configuration, ConfigurationEvent, Store } from '../../store/contract.ts';
+import type { DesiredState, StatusReport } from '../../protocol/agent.ts';
+import { buildDesired, parseAssignments, trackedConfigurations, type ParsedAssignment } from '../agents/desired.ts';
+import { Presence } from '../agents/presence.ts';
+import { recordStatus, touchAgent } from '../agents/status.ts';
+import { AgentSession, CLOSE } from './session.ts';
+
+/** Heartbeat timing of the channel. */
+export interface ChannelTiming {
+  /** How often the server pings every agent. */
+  pingIntervalMs: number;
+  /** A session silent this long is closed. */
+  silenceTimeoutMs: number;
+}
+
+/** The defaults: a ping every 15 s, closed after 45 s of silence. */
+export const DEFAULT_CHANNEL_TIMING: ChannelTiming = { pingIntervalMs: 15_000, silenceTimeoutMs: 45_000 };
+
+/** Connected agent sessions of this process and what they are sent. */
+export class FleetHub {
+  readonly presence = new Presence();
+  /** Highest store sequence this hub has seen. */
+  lastSeq = 0;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly timing: ChannelTiming;
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly configurations = new Map<string, Configuration>();
+  private assignments: ParsedAssignment[] = [];
+  private readonly stop = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private watching: Promise<void> | undefined;
+
+  constructor(store: Store, log: Logger, timing: ChannelTiming = DEFAULT_CHANNEL_TIMING) {
+    this.store = store;
+    this.log = log;
+    this.timing = timing;
+  }
+
+  /** Loads configurations and assignments, then follows changes until `close`. */
+  async start(): Promise<void> {
+    for (const configuration of await this.store.listConfigurations()) {
+      this.configurations.set(configuration.name, configuration);
+      this.lastSeq = Math.max(this.lastSeq, configuration.seq);
+    }
+    this.assignments = parseAssignments(await this.store.listAssignments());
+    // Watching from the highest seq listed replays whatever committed in between, so nothing is missed.
+    this.watching = this.follow();
+    this.timer = setInterval(() => this.heartbeat(), this.timing.pingIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Applies configuration events as they come; restarts the watch after a failure. */
+  private async follow(): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      try {
+        for await (const event of this.store.watchConfigurations({ afterSeq: this.lastSeq, signal: this.stop.signal })) this.apply(event);
+        return;
+      } catch (error) {
+        if (this.stop.signal.aborted) return;
+        this.log.error({ err: error }, 'configuration watch failed; restarting in 1s');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  }
+
+  /** Updates the cache and sends a fresh desired state to every agent tracking the configuration. */
+  private apply(event: ConfigurationEvent): void {
+    this.lastSeq = Math.max(this.lastSeq, event.seq);
+    if (event.type === 'put') this.configurations.set(event.name, event.configuration);
+    else this.configurations.delete(event.name);
+    for (const session of this.sessions.values()) {
+      if (session.tracked.includes(event.name)) this.push(session);
+    }
+  }
+
+  /** The desired state of an agent from the hub's cache. */
+  desiredFor(agent: { name: string; tracks: readonly string[]; labels: Readonly<Record<string, string>> }): DesiredState {
+    const tracked = trackedConfigurations(agent, this.assignments);
+    return buildDesired(agent.name, tracked, (name) => this.configurations.get(name), this.lastSeq);
+  }
+
+  /** Sends a session its current desired state. */
+  private push(session: AgentSession): void {
+    session.sendDesired(this.desiredFor({ name: session.agent, tracks: session.tracks, labels: session.labels }));
+  }
+
+  /** Takes over a new channel of an agent: replaces its older one and sends the desired state. */
+  attach(socket: WebSocket, record: AgentRecord): AgentSession {
+    const session = new AgentSession(socket, { name: record.name, labels: record.labels, tracks: record.tracks }, {
+      onStatus: (s, report) => this.status(s, report),
+      onHeard: (s) => this.presence.heartbeat(s.agent, s.id),
+      onClose: (s) => this.detach(s),
+    }, this.log);
+    const older = this.sessions.get(record.name);
+    this.sessions.set(record.name, session);
+    this.presence.connect(record.name, session.id);
+    older?.close(CLOSE.replaced, 'replaced by a newer connection');
+    this.push(session);
+    void touchAgent(this.store, record.name);
+    this.log.info({ agent: record.name, session: session.id }, 'agent channel opened');
+    return session;
+  }
+
+  /** Forgets a closed session (unless a newer one replaced it). */
+  private detach(session: AgentSession): void {
+    this.presence.disconnect(session.agent, session.id);
+    if (this.sessions.get(session.agent) !== session) return;
+    this.sessions.delete(session.agent);
+    if (!this.stop.signal.aborted) void touchAgent(this.store, session.agent);
+    this.log.info({ agent: session.agent, session: session.id }, 'agent channel closed');
+  }
+
+  /** Stores a status report from the channel; new labels may change what the agent tracks. */
+  private async status(session: AgentSession, report: StatusReport): Promise<void> {
+    const { record, selectionChanged } = await recordStatus(this.store, session.agent, report);
+    if (selectionChanged) this.agentChanged(record);
+  }
+
+  /** An agent's labels or tracks changed (status report, re-enrollment): re-send its desired state if it differs. */
+  agentChanged(record: AgentRecord): void {
+    const session = this.sessions.get(record.name);
+    if (!session) return;
+    session.labels = record.labels;
+    session.tracks = record.tracks;
+    const tracked = trackedConfigurations(record, this.assignments);
+    if (tracked.join('\n') !== session.tracked.join('\n')) this.push(session);
+  }
+
+  /** Assignments changed: reload them and re-send desired states whose set of configurations changed. */
+  async assignmentsChanged(): Promise<void> {
+    this.assignments = parseAssignments(await this.store.listAssignments());
+    for (const session of this.sessions.values()) {
+      const tracked = trackedConfigurations(session, this.assignments);
+      if (tracked.join('\n') !== session.tracked.join('\n')) this.push(session);
+    }
+  }
+
+  /** Closes an agent's channel at once (it was revoked). */
+  revoke(name: string): void {
+    this.sessions.get(name)?.close(CLOSE.revoked, 'agent revoked', 200);
+    this.presence.forget(name);
+  }
+
+  /** Pings every session and closes the ones silent for too long. */
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (now - session.lastHeard > this.timing.silenceTimeoutMs) session.close(CLOSE.silent, 'no message for too long');
+      else session.send({ type: 'ping', at: new Date(now).toISOString() });
+    }
+  }
+
+  /** How many channels are open. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops the watch and the timer and closes every channel promptly (cut off after 1 s). */
+  async close(): Promise<void> {
+    this.stop.abort();
+    clearInterval(this.timer);
+    for (const session of this.sessions.values()) session.close(CLOSE.goingAway, 'server shutting down', 1000);
+    await this.watching;
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * End to end: a real server and real agent processes on loopback. First deploy with the hook's
+ * environment, a change pushed within a second, server rollback, a failing hook, two tracked
+ * configurations, kill -9 and restarts, revocation, --once, and a local rollback.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
+import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+
+let root: string;
+let server: TestServer;
+let token: string;
+const agents: TestAgent[] = [];
+
+async function ok(args: string[]): Promise<string> {
+  const result = await runStrata(args, server.env);
+  assert.equal(result.code, 0, `strata ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Pushes a directory with the given files as component:version. */
+async function push(component: string, version: string, files: Record<string, string>): Promise<void> {
+  const dir = path.join(root, 'src', `${component}-${version}`);
+  for (const [file, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+    await writeFile(path.join(dir, file), content);
+  }
+  await ok(['push', dir, '--name', component, '--version', version]);
+}
+
+async function read(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch(() => undefined);
+}
+
+function agent(options: Parameters<typeof startAgent>[0]): TestAgent {
+  const started = startAgent(options);
+  agents.push(started);
+  return started;
+}
+
+describe('agents against a real server', () => {
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-e2e-'));
+    server = await startServer(path.join(root, 'data'));
+    token = await joinToken(server);
+    // The hook records its environment and fails when the release asks it to.
+    const hook = path.join(root, 'hook.sh');
+    await writeFile(hook, '#!/bin/sh\nenv | sort > "$NEWROOT.env"\necho "hook ran for $STRATA_CONFIG r$STRATA_REVISION"\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\n');
+    await chmod(hook, 0o755);
+  });
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+    await server?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('enrolls, deploys, runs the hook with exactly the documented environment, and reports', async () => {
+    await push('code', 'v1', { 'index.html': 'v1' });
+    await push('conf', 'v1', { 'app.conf': 'port=1' });
+    await ok(['addconf', '--name', 'site', '--layer', 'code:v1', '--layer', 'conf:v1']);
+    const dir = path.join(root, 'agent-a');
+    agent({ server, dir, name: 'web-1', token, args: ['--track', 'site', '--hook', path.join(root, 'hook.sh'), '--labels', 'role=web,region=eu'] });
+    const current = path.join(dir, 'site', 'current');
+    assert.equal(await waitFor('first deploy', () => read(path.join(current, 'index.html'))), 'v1');
+    assert.equal(await read(path.join(current, 'app.conf')), 'port=1');
+    const identity = await import('node:fs/promises').then((fs) => fs.stat(path.join(dir, 'identity.json')));
+    assert.equal(identity.mode & 0o777, 0o600);
+
+    const id = path.basename(await readlink(current));
+    const env = await waitFor('hook env', () => read(path.join(dir, 'site', 'releases', `${id}.env`)));
+    const vars = Object.fromEntries(env.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+    const names = Object.keys(vars).filter((name) => !['PWD', 'SHLVL', '_'].includes(name)).sort();
+    assert.deepEqual(names, ['HOME', 'LAYER_0_NAME', 'LAYER_0_VERSION', 'LAYER_1_NAME', 'LAYER_1_VERSION', 'NEWID', 'NEWROOT', 'OLDID', 'OLDROOT', 'PATH', 'STATEFILE', 'STRATA_CONFIG', 'STRATA_REVISION']);
+    assert.equal(vars['OLDID'], '');
+    assert.equal(vars['OLDROOT'], '', 'OLDROOT is empty on the first deploy (deploy-tools put <dir>/unpacked there)');
+    assert.equal(vars['NEWID'], id);
+    assert.equal(vars['LAYER_1_NAME'], 'conf');
+    assert.equal(vars['STRATA_REVISION'], '1');
+
+    const record = await waitFor('deployed report', async () => {
+      const found = await agentRecord(server, 'web-1');
+      return found.configurations?.find((c) => c.configuration === 'site' && c.phase === 'deployed') ? found : undefined;
+    });
+    assert.equal(record.online, true);
+    assert.match(JSON.stringify(record), /hook ran for site r1/);
+    assert.match(await ok(['agents']), /web-1 .*site@1 deployed/);
+    assert.match(await ok(['status', '--name', 'site']), /1\/1/);
+  });
+
+  it('starts a pushed change within a second and rolls back with the server', async () => {
+    const current = path.join(root, 'agent-a', 'site', 'current');
+    await push('code', 'v2', { 'index.html': 'v2' });
+    const started = Date.now();
+    await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v2']);
+    await waitFor('v2 deployed', async () => (await read(path.join(current, 'index.html'))) === 'v2', 10_000, 20);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 2_000, `a connected agent deploys a change in well under the 2 s poll (took ${elapsed} ms)`);
+    const env = await read(`${await readlink(current).then((t) => path.join(root, 'agent-a', 'site', t))}.env`);
+    assert.match(env ?? '', /^OLDID=[0-9a-f]{64}$/m);
+    assert.match(env ?? '', /^OLDROOT=\/.+releases\/[0-9a-f]{64}$/m);
+
+    await ok(['rollback', '--name', 'site']);
+    await waitFor('rolled back to v1', async () => (await read(path.join(current, 'index.html'))) === 'v1');
+  });
+
+  it('keeps the previous release when the hook fails, reports why, and lets a newer revision supersede it', async () => {
+    const current = path.join(root, 'agent-a', 'site', 'current');
+    await push('code', 'v3', { 'index.html': 'v3', fail: 'yes' });
+    await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v3']);
+    const failed = await waitFor('failed report', async () => {
+      const record = await agentRecord(server, 'web-1');
+      return record.configurations?.find((c) => c.phase === 'failed');
+    });
+    assert.equal(failed.error?.code, 'HOOK_FAILED');
+    assert.match(failed.error?.message ?? '', /status 3/);
+    assert.match(failed.hookOutput ?? '', /failing on purpose/);
+    assert.equal(await read(path.join(current, 'index.html')), 'v1', 'the old release stays current');
+    assert.match(await ok(['status', '--name', 'site']), /failing on purpose|HOOK_FAILED|status 3/);
+
+    await push('code', 'v4', { 'index.html': 'v4' });
+    await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v4']);
+    await waitFor('v4 supersedes the failing v3', async () => (await read(path.join(current, 'index.html'))) === 'v4');
+  });
+
+  it('deploys two tracked configurations independently, one of them by label assignment', async () => {
+    await push('tools', 'v1', { 'bin/tool': 'tool' });
+    await ok(['addconf', '--name', 'tools', '--layer', 'tools:v1']);
+    await ok(['assign', '--config', 'tools', '--selector', 'role=web,region in (eu,us)']);
+    const dir = path.join(root, 'agent-a');
+    assert.equal(await waitFor('assigned configuration deployed', () => read(path.join(dir, 'tools', 'current', 'bin', 'tool'))), 'tool');
+    assert.equal(await read(path.join(dir, 'site', 'current', 'index.html')), 'v4');
+  });
+
+  it('refuses a second agent on the same directory', async () => {
+    const second = agent({ dir: path.join(root, 'agent-a') });
+    const code = await waitFor('second agent exits', async () => second.process.exitCode ?? undefined);
+    assert.notEqual(code, 0);
+    assert.match(second.logs(), /another agent \(pid \d+\) is running/);
+  });
+
+  it('survives kill -9 during a hook and converges after restart with a complete current', async () => {
+    const dir = path.join(root, 'agent-k');
+    const slowHook = path.join(root, 'slow-hook.sh');
+    await writeFile(slowHook, '#!/bin/sh\nif [ -f "$NEWROOT/slow" ]; then sleep 30; fi\nexit 0\n');
+    await chmod(slowHook, 0o755);
+    await push('k', 'v1', { 'index.html': 'k1' });
+    await ok(['addconf', '--name', 'ksite', '--layer', 'k:v1']);
+    let running = agent({ server, dir, name: 'k-1', token, args: ['--track', 'ksite', '--hook', slowHook] });
+    const current = path.join(dir, 'ksite', 'current');
+    await waitFor('k1 deployed', async () => (await read(path.join(current, 'index.html'))) === 'k1');
+
+    await push('k', 'v2', { 'index.html': 'k2', slow: 'yes' });
+    await ok(['changeconf', '--name', 'ksite', '--component', 'k', '--version', 'v2']);
+    await waitFor('agent in its hook', async () => (await agentRecord(server, 'k-1')).configurations?.some((c) => c.phase === 'hook'));
+    await running.stop('SIGKILL');
+    assert.equal(await read(path.join(current, 'index.html')), 'k1', 'current still points at the complete old release');
+
+    await push('k', 'v3', { 'index.html': 'k3' });
+    await ok(['changeconf', '--name', 'ksite', '--component', 'k', '--version', 'v3']);
+    running = agent({ dir, args: ['--hook', slowHook] });
+    await waitFor('k3 deployed after restart', async () => (await read(path.join(current, 'index.html'))) === 'k3');
+    assert.doesNotMatch(running.logs(), /enrolled/, 'a restart needs no join token and does not enroll again');
+
+    // A later start with --track replaces what the agent tracks, keeping the rest of its identity.
+    await running.stop();
+    await push('extra', 'v1', { 'x.txt': 'extra' });
+    await ok(['addconf', '--name', 'extra', '--layer', 'extra:v1']);
+    running = agent({ dir, args: ['--track', 'ksite', '--track', 'extra'] });
+    assert.equal(await waitFor('newly tracked configuration', () => read(path.join(dir, 'extra', 'current', 'x.txt'))), 'extra');
+  });
+
+  it('reconnects after a server restart and converges to changes made while it was away', async () => {
+    const dir = path.join(root, 'agent-a');
+    await server.stop();
+    server = await startServer(server.dataDir, [], { listen: new URL(server.url).host });
+    await push('code', 'v5', { 'index.html': 'v5' });
+    await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v5']);
+    await waitFor('v5 after the restart', async () => (await read(path.join(dir, 'site', 'current', 'index.html'))) === 'v5', 30_000);
+  });
+
+  it('converges once with --once and exits 0, or 1 when it fails', async () => {
+    const dir = path.join(root, 'agent-once');
+    await push('once', 'v1', { 'a.txt': 'once' });
+    await ok(['addconf', '--name', 'oncesite', '--layer', 'once:v1']);
+    const first = await runStrata(['agent', '--once', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'once-1', '--track', 'oncesite', '--log-level', 'warn']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
+    const again = await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn']);
+    assert.equal(again.code, 0, 'already current is success');
+    const failing = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-fail'), '--server', server.url, '--join-token', token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
+    assert.equal(failing.code, 1);
+  });
+
+  it('rolls back locally without the network, in under a second', async () => {
+    const dir = path.join(root, 'agent-once');
+    await push('once', 'v2', { 'a.txt': 'twice' });
+    await ok(['changeconf', '--name', 'oncesite', '--component', 'once', '--version', 'v2']);
+    assert.equal((await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn'])).code, 0);
+    assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'twice');
+    const started = Date.now();
+    const result = await runStrata(['agent', 'rollback', '--dir', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(Date.now() - started < 3_000);
+    assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
+    const bad = await runStrata(['agent', 'rollback', '--dir', path.join(root, 'nothing-here')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /nothing is deployed/);
+  });
+
+  it('refuses a revoked agent at once, and a join token with the wrong fingerprint', async () => {
+    await ok(['agents', 'revoke', 'once-1']);
+    const refused = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once'), '--log-level', 'warn']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /revoked/);
+    const forged = token.replace(/^SJ1\.[0-9a-f]{64}/, `SJ1.${'0'.repeat(64)}`);
+    const wrong = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-forged'), '--server', server.url, '--join-token', forged, '--name', 'forged', '--track', 'site']);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /fingerprint mismatch/);
+  });
+});

@@ -1,0 +1,205 @@
+/**
+ * The deploy hook on real processes: the exact environment, timeouts that stop the whole process
+ * group, a bounded output tail, hooks that cannot start, and the private STATEFILE.
+ */
+import assert from 'node:assert/strict';
+import { chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { hookEnvironment } from '../src/agent/hook/hook-environment.ts';
+import { runHook } from '../src/agent/hook/run-hook.ts';
+import { writeStateFile } from '../src/agent/hook/state-file.ts';
+import type { Configuration } from '../src/store/contract.ts';
+import { tempDir } from './helpers/temp-dir.ts';
+
+const BLOB = 'a'.repeat(64);
+
+/** A configuration revision with two layers. */
+const CONFIGURATION: Configuration = {
+  name: 'web',
+  revision: 7,
+  seq: 42,
+  id: 'f'.repeat(64),
+  layers: [
+    { component: 'base', version: 'v1', blob: BLOB, size: 10, createdAt: '2024-01-02T03:04:05.000Z' },
+    { component: 'code', version: 'v2.3', blob: 'b'.repeat(64), size: 20, createdAt: '2024-01-02T03:04:06.500Z' },
+  ],
+  updatedAt: '2024-01-03T00:00:00.000Z',
+  updatedBy: 'alice',
+};
+
+/** Writes an executable shell script and returns its path. */
+async function script(dir: string, name: string, body: string): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+/** Parses `env -0` output into a record. */
+function parseEnv0(output: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of output.split('\0').filter(Boolean)) {
+    const at = line.indexOf('=');
+    env[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return env;
+}
+
+/** True while a process with `pid` runs (a zombie left for an init that does not reap counts as gone). */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Parses `env` output (one NAME=value per line) into a record. */
+function parseEnv(output: string): Record<string, string> {
+  return parseEnv0(output.split('\n').join('\0'));
+}
+
+describe('hookEnvironment', () => {
+  it('holds exactly the deploy variables and the listed agent variables that are set', () => {
+    const env = hookEnvironment({
+      configuration: CONFIGURATION,
+      oldId: 'e'.repeat(64),
+      oldRoot: '/srv/web/releases/old',
+      newRoot: '/srv/web/releases/new',
+      stateFile: '/srv/web/.statefile-1.json',
+      agentEnv: { PATH: '/usr/bin:/bin', HOME: '/home/agent', LANG: 'C.UTF-8', SECRET_TOKEN: 'no', SHELL: undefined },
+    });
+    assert.deepEqual(env, {
+      PATH: '/usr/bin:/bin',
+      HOME: '/home/agent',
+      LANG: 'C.UTF-8',
+      OLDID: 'e'.repeat(64),
+      OLDROOT: '/srv/web/releases/old',
+      NEWID: 'f'.repeat(64),
+      NEWROOT: '/srv/web/releases/new',
+      STATEFILE: '/srv/web/.statefile-1.json',
+      LAYER_0_NAME: 'base',
+      LAYER_0_VERSION: 'v1',
+      LAYER_1_NAME: 'code',
+      LAYER_1_VERSION: 'v2.3',
+      STRATA_CONFIG: 'web',
+      STRATA_REVISION: '7',
+    });
+  });
+});
+
+describe('runHook', () => {
+  it('runs the hook with exactly that environment; OLDID and OLDROOT are empty on the first deploy', async (t) => {
+    const dir = await tempDir(t);
+    // The hook is env(1) itself: a shell would add PWD and SHLVL of its own.
+    const hook = path.join(dir, 'deploy');
+    await symlink('/usr/bin/env', hook);
+    const env = hookEnvironment({
+      configuration: CONFIGURATION,
+      newRoot: path.join(dir, 'releases/new'),
+      stateFile: path.join(dir, 'state'),
+      agentEnv: { ...process.env, USER: 'agent', LOGNAME: 'agent', TMPDIR: '/tmp', LC_ALL: 'C', SHELL: '/bin/sh', AWS_SECRET: 'leak' },
+    });
+    assert.equal(env['OLDID'], '');
+    assert.equal(env['OLDROOT'], '');
+    const result = await runHook({ hook, cwd: dir, env, timeoutMs: 10_000 });
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.timedOut, false);
+    assert.deepEqual(parseEnv(result.output), env);
+  });
+
+  it('reports a failing exit code with stdout and stderr interleaved', async (t) => {
+    const dir = await tempDir(t);
+    const hook = await script(dir, 'deploy', 'echo one; sleep 0.05; echo two >&2; sleep 0.05; echo three; exit 3');
+    const result = await runHook({ hook, cwd: dir, env: { PATH: '/usr/bin:/bin' }, timeoutMs: 10_000 });
+    assert.equal(result.exitCode, 3);
+    assert.equal(result.signal, null);
+    assert.equal(result.output, 'one\ntwo\nthree\n');
+    assert.equal(result.spawnError, undefined);
+  });
+
+  it('on timeout stops the whole process group, children included', async (t) => {
+    const dir = await tempDir(t);
+    const pidFile = path.join(dir, 'child.pid');
+    // The hook ignores SIGTERM, so only the SIGKILL after the grace period stops it.
+    const hook = await script(dir, 'deploy', `trap '' TERM\nsleep 1000 &\necho $! > ${pidFile}\nwait`);
+    const result = await runHook({ hook, cwd: dir, env: { PATH: '/usr/bin:/bin' }, timeoutMs: 300, killGraceMs: 300 });
+    assert.equal(result.timedOut, true);
+    assert.equal(result.exitCode, null);
+    assert.equal(result.signal, 'SIGKILL');
+    assert.ok(result.durationMs >= 600 && result.durationMs < 5000, `took ${result.durationMs} ms`);
+    const childPid = Number((await readFile(pidFile, 'utf8')).trim());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await alive(childPid), false, 'the sleep child must be gone');
+  });
+
+  it('on timeout a hook that obeys SIGTERM ends with SIGTERM, and its children are gone', async (t) => {
+    const dir = await tempDir(t);
+    const pidFile = path.join(dir, 'child.pid');
+    const hook = await script(dir, 'deploy', `sleep 1000 &\necho $! > ${pidFile}\nsleep 1000`);
+    const result = await runHook({ hook, cwd: dir, env: { PATH: '/usr/bin:/bin' }, timeoutMs: 300, killGraceMs: 5000 });
+    assert.equal(result.timedOut, true);
+    assert.equal(result.signal, 'SIGTERM');
+    assert.ok(result.durationMs < 3000, `took ${result.durationMs} ms`);
+    const childPid = Number((await readFile(pidFile, 'utf8')).trim());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await alive(childPid), false);
+  });
+
+  it('keeps only the tail of a long output', async (t) => {
+    const dir = await tempDir(t);
+    const hook = await script(dir, 'deploy', 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done; echo END');
+    const result = await runHook({ hook, cwd: dir, env: { PATH: '/usr/bin:/bin' }, timeoutMs: 10_000, maxOutputBytes: 1000 });
+    assert.equal(result.exitCode, 0);
+    assert.ok(Buffer.byteLength(result.output) <= 1000);
+    assert.ok(result.output.endsWith('line 2999\nEND\n'));
+    assert.ok(result.outputDropped > 20_000);
+  });
+
+  it('reports a missing hook as a result, not a throw', async (t) => {
+    const dir = await tempDir(t);
+    const hook = path.join(dir, 'nope');
+    const result = await runHook({ hook, cwd: dir, env: {}, timeoutMs: 1000 });
+    assert.equal(result.spawnError, 'ENOENT');
+    assert.equal(result.exitCode, null);
+    assert.equal(result.timedOut, false);
+    assert.match(result.output, new RegExp(`^hook ${hook} is missing \\(ENOENT\\)`));
+  });
+
+  it('reports a hook that is not executable', async (t) => {
+    const dir = await tempDir(t);
+    const hook = await script(dir, 'deploy', 'exit 0');
+    await chmod(hook, 0o644);
+    const result = await runHook({ hook, cwd: dir, env: {}, timeoutMs: 1000 });
+    assert.equal(result.spawnError, 'EACCES');
+    assert.equal(result.output, `hook ${hook} is not executable (EACCES)`);
+  });
+
+  it('stops the hook when aborted', async (t) => {
+    const dir = await tempDir(t);
+    const hook = await script(dir, 'deploy', 'sleep 1000');
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const result = await runHook({ hook, cwd: dir, env: { PATH: '/usr/bin:/bin' }, timeoutMs: 60_000, signal: controller.signal });
+    assert.equal(result.aborted, true);
+    assert.equal(result.timedOut, false);
+    assert.equal(result.signal, 'SIGTERM');
+  });
+});
+
+describe('writeStateFile', () => {
+  it('writes the deploy-tools JSON to a private file', async (t) => {
+    const dir = await tempDir(t);
+    const file = await writeStateFile(dir, CONFIGURATION);
+    assert.equal(path.dirname(file), dir);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const doc = JSON.parse(await readFile(file, 'utf8'));
+    assert.equal(doc.Name, 'web');
+    assert.deepEqual(doc.Layers.map((layer: { Name: string; Version: string; File: string }) => [layer.Name, layer.Version, layer.File]), [
+      ['base', 'v1', `files/${BLOB}`],
+      ['code', 'v2.3', `files/${'b'.repeat(64)}`],
+    ]);
+    assert.notEqual(await writeStateFile(dir, CONFIGURATION), file);
+  });
+});
