@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs Strata's TypeScript sources under Node's type stripping. When the `node` on PATH is too
 // old for that (Debian's Node 20, say), re-run under the Node 24 the project pins in node_modules.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +15,8 @@ if (major > 22 || (major === 22 && minor >= 18)) {
     process.stderr.write(`strata: Node ${process.versions.node} is too old (need >= 22.18); run npm ci to install the pinned Node 24\n`);
     process.exit(2);
   }
-  const result = spawnSync(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(result.status ?? 1);
+  const child = spawn(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // Pass signals on, so stopping this process stops Strata rather than orphaning it.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }

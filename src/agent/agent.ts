@@ -209,7 +209,8 @@ export class Agent {
           this.refuse((error as Error).message);
           return;
         }
-        this.log.warn({ err: error }, 'could not read the desired state; retrying at the next poll');
+        // An unreachable server is expected weather, not a bug: one line, no stack.
+        this.log.warn(isClientError(error) ? { reason: (error as Error).message } : { err: error }, 'could not read the desired state; retrying at the next poll');
       }
       const jitter = this.options.pollMs * 0.1;
       await sleep(this.options.pollMs - jitter + Math.random() * 2 * jitter, signal);

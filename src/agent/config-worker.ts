@@ -57,6 +57,14 @@ async function exists(file: string): Promise<boolean> {
   return lstat(file).then(() => true, () => false);
 }
 
+/** The stable code a failed deploy is reported with; a full disk is the same failure wherever it struck. */
+function failureCode(error: unknown): string {
+  if (isStrataError(error)) return error.code;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'INSUFFICIENT_STORAGE';
+  return code ?? 'INTERNAL';
+}
+
 /** The wait before retry number `failures` (1-based): exponential, half fixed and half random. */
 export function retryDelay(failures: number, baseMs: number, capMs: number, random = Math.random): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(failures - 1, 30));
@@ -197,7 +205,7 @@ export class ConfigWorker {
       this.failedId = desired.id;
       const wait = retryDelay(this.failures, this.settings.retryBaseMs, this.settings.retryCapMs);
       this.retryAt = Date.now() + wait;
-      const failure = error instanceof DeployFailure ? error : new DeployFailure(isStrataError(error) ? error.code : (error as NodeJS.ErrnoException).code ?? 'INTERNAL', (error as Error).message);
+      const failure = error instanceof DeployFailure ? error : new DeployFailure(failureCode(error), (error as Error).message);
       this.setPhase('failed', {
         error: { code: failure.code, message: failure.message },
         ...(failure.hookOutput !== undefined ? { hookOutput: failure.hookOutput, hookExitCode: failure.hookExitCode ?? null } : {}),
@@ -234,9 +242,14 @@ export class ConfigWorker {
     }
 
     await switchCurrent(this.confDir, desired.id);
-    await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired));
     this.status = { ...this.status, currentId: desired.id, currentRevision: desired.revision };
-    await pruneReleases(this.confDir, this.settings.keep, [desired.id, ...(oldId ? [oldId] : [])]);
+    // From here the release is live: bookkeeping that fails must not report the deploy as failed.
+    try {
+      await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired));
+      await pruneReleases(this.confDir, this.settings.keep, [desired.id, ...(oldId ? [oldId] : [])]);
+    } catch (error) {
+      this.settings.log.warn({ err: error, configuration: this.name }, 'deployed, but recording state or pruning old releases failed');
+    }
     this.setPhase('deployed', hookResult ? { hookOutput: hookResult.output, hookExitCode: hookResult.exitCode } : {});
   }
 

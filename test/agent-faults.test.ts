@@ -1,0 +1,434 @@
+/**
+ * Faults, end to end: a real server and real agent processes on loopback. kill -9 in the middle
+ * of a download (resumed with a Range request, verified blobs not fetched again) and of an
+ * unpack, a full disk while unpacking, a server unreachable at the first start, an archive that
+ * is only unsafe across layers, a missing hook, and a tracked configuration that does not exist
+ * yet. In every case the previous release stays current until the new one is whole.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as tar from 'tar';
+import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
+import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+
+const run = promisify(execFile);
+
+let root: string;
+let server: TestServer;
+let token: string;
+const agents: TestAgent[] = [];
+
+async function ok(args: string[], env: Record<string, string> = server.env): Promise<string> {
+  const result = await runStrata(args, env);
+  assert.equal(result.code, 0, `strata ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Writes `files` under a fresh source directory and pushes it as component:version. */
+async function push(component: string, version: string, files: Record<string, string | Buffer>): Promise<void> {
+  const dir = path.join(root, 'src', `${component}-${version}`);
+  const entries = Object.entries(files);
+  for (const parent of new Set(entries.map(([file]) => path.dirname(path.join(dir, file))))) await mkdir(parent, { recursive: true });
+  for (let start = 0; start < entries.length; start += 256) {
+    await Promise.all(entries.slice(start, start + 256).map(([file, content]) => writeFile(path.join(dir, file), content)));
+  }
+  await ok(['push', dir, '--name', component, '--version', version]);
+}
+
+async function read(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch(() => undefined);
+}
+
+/** The id `current` points at in a configuration directory, if any. */
+async function currentId(confDir: string): Promise<string | undefined> {
+  return readlink(path.join(confDir, 'current')).then((target) => path.basename(target), () => undefined);
+}
+
+/** Entries of `releases/` that are unfinished (or being removed) release trees. */
+async function tempReleases(confDir: string): Promise<string[]> {
+  return (await readdir(path.join(confDir, 'releases')).catch(() => [] as string[])).filter((name) => name.startsWith('.tmp-'));
+}
+
+/** A configuration as `strata showconf --json` prints it. */
+async function showconf(name: string): Promise<{ id: string; revision: number; layers: { component: string; blob: string; size: number }[] }> {
+  return JSON.parse(await ok(['showconf', '--name', name, '--json']));
+}
+
+/** Waits until the agent reports `configuration` in a phase that `accept` likes; returns that status. */
+async function reported(agentName: string, configuration: string, accept: (status: { phase: string; error?: { code: string; message: string } }) => boolean, timeoutMs = 20_000, on = () => server) {
+  return waitFor(`${agentName} to report ${configuration}`, async () => {
+    const status = (await agentRecord(on(), agentName)).configurations?.find((c) => c.configuration === configuration);
+    return status && accept(status) ? status : undefined;
+  }, timeoutMs, 150);
+}
+
+function agent(options: Parameters<typeof startAgent>[0]): TestAgent {
+  const started = startAgent(options);
+  agents.push(started);
+  return started;
+}
+
+/** True while the process has neither exited nor been killed. */
+function alive(process: TestAgent['process']): boolean {
+  return process.exitCode === null && process.signalCode === null;
+}
+
+/**
+ * A TCP proxy in front of the server that counts the bytes it carries to the client and can
+ * throttle them (per connection), so a download is slow enough to interrupt deterministically.
+ * TLS passes through untouched: the agent still verifies the server's certificate.
+ */
+class ThrottlingProxy {
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  /** Bytes per second per connection, or undefined for full speed. */
+  rate: number | undefined;
+  bytesDown = 0;
+  port = 0;
+
+  constructor(target: { host: string; port: number }, rate: number | undefined) {
+    this.rate = rate;
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(target.port, target.host);
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        this.bytesDown += chunk.byteLength;
+        client.write(chunk);
+        if (this.rate !== undefined) {
+          upstream.pause();
+          setTimeout(() => upstream.resume(), (chunk.byteLength / this.rate) * 1000);
+        }
+      });
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as net.AddressInfo).port;
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+/** The server's request log: one entry per request, with its method, URL and status. */
+function requestLog(logs: string): { method: string; url: string; status?: number }[] {
+  const requests = new Map<string, { method: string; url: string; status?: number }>();
+  for (const line of logs.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!entry.reqId) continue;
+    if (entry.req) requests.set(entry.reqId, { method: entry.req.method, url: entry.req.url });
+    else if (entry.res && requests.has(entry.reqId)) requests.get(entry.reqId)!.status = entry.res.statusCode;
+  }
+  return [...requests.values()];
+}
+
+/** The GET requests for one blob the server has logged so far. */
+function blobGets(logs: string, sha256: string): { status?: number }[] {
+  return requestLog(logs).filter((r) => r.method === 'GET' && r.url === `/v1/blobs/${sha256}`);
+}
+
+describe('agent faults against a real server', () => {
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-faults-'));
+    server = await startServer(path.join(root, 'data'));
+    token = await joinToken(server);
+  });
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+    await server?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('resumes a download interrupted by kill -9: verified blobs are not fetched again, the partial one continues with a Range request', async () => {
+    const big = 24 * 1024 * 1024;
+    await push('dl-base', 'v1', { 'base.txt': 'base' });
+    await push('dl-small', 'v1', { 'small.bin': randomBytes(64 * 1024) });
+    await push('dl-big', 'v1', { 'big.bin': randomBytes(big) });
+    await ok(['addconf', '--name', 'dl', '--layer', 'dl-base:v1']);
+
+    // Throttled to 4 MiB/s per connection: the big blob takes ~6 s, the small one ~20 ms.
+    const proxy = new ThrottlingProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) }, 4 * 1024 * 1024);
+    const proxyUrl = await proxy.listen();
+    try {
+      const dir = path.join(root, 'agent-dl');
+      const confDir = path.join(dir, 'dl');
+      let running = agent({ server: { ...server, url: proxyUrl }, dir, name: 'dl-1', token, args: ['--track', 'dl'] });
+      assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'base.txt'))), 'base');
+      const v1 = await currentId(confDir);
+
+      await ok(['addconf', '--force', '--name', 'dl', '--layer', 'dl-base:v1', '--layer', 'dl-small:v1', '--layer', 'dl-big:v1']);
+      const v2 = await showconf('dl');
+      const [baseBlob, smallBlob, bigBlob] = v2.layers.map((layer) => layer.blob) as [string, string, string];
+      const bigSize = v2.layers[2]!.size;
+      const cache = path.join(dir, 'cache');
+      const part = path.join(cache, `${bigBlob}.part`);
+      // Kill once the small blob is verified in the cache and the big one is well under way.
+      await waitFor('small blob cached and big blob partly downloaded', async () => {
+        const small = await stat(path.join(cache, smallBlob)).catch(() => undefined);
+        const partial = await stat(part).catch(() => undefined);
+        return small !== undefined && partial !== undefined && partial.size >= 2 * 1024 * 1024;
+      }, 20_000, 20);
+      assert.equal(await currentId(confDir), v1, 'during the download the old release is current');
+      await running.stop('SIGKILL');
+      const partSize = (await stat(part)).size;
+      assert.ok(partSize > 0 && partSize < bigSize, `the kill landed mid-download (${partSize} of ${bigSize} bytes)`);
+      assert.equal(await currentId(confDir), v1, 'after the kill the old, complete release is still current');
+      assert.equal(await read(path.join(confDir, 'current', 'base.txt')), 'base');
+      assert.equal(blobGets(server.logs(), smallBlob).length, 1);
+      assert.equal(blobGets(server.logs(), bigBlob).length, 1);
+
+      // Restart at full speed and count what the server sends.
+      proxy.rate = undefined;
+      proxy.bytesDown = 0;
+      running = agent({ dir });
+      await waitFor('v2 deployed after the restart', async () => (await currentId(confDir)) === v2.id, 30_000);
+      assert.equal((await stat(path.join(confDir, 'current', 'big.bin'))).size, big, 'the new release is complete');
+      assert.equal((await stat(path.join(confDir, 'current', 'small.bin'))).size, 64 * 1024);
+      assert.equal(await read(path.join(confDir, 'current', 'base.txt')), 'base');
+
+      const logs = server.logs();
+      assert.equal(blobGets(logs, baseBlob).length, 1, 'the first release\'s blob was fetched once, for v1');
+      assert.equal(blobGets(logs, smallBlob).length, 1, 'the verified small blob is not downloaded again');
+      const bigGets = blobGets(logs, bigBlob);
+      assert.equal(bigGets.length, 2, `the big blob took exactly one more request: ${JSON.stringify(bigGets)}`);
+      assert.equal(bigGets[1]!.status, 206, 'the resumed request was a range request answered 206');
+      // What crossed the wire after the restart: the rest of the big blob plus small API traffic.
+      const rest = bigSize - partSize;
+      assert.ok(proxy.bytesDown >= rest, `at least the missing ${rest} bytes were sent (${proxy.bytesDown})`);
+      assert.ok(proxy.bytesDown < rest + 1024 * 1024, `only the missing ${rest} bytes were sent, not the whole blob (${proxy.bytesDown} of ${bigSize})`);
+      assert.deepEqual((await readdir(cache)).filter((name) => name.endsWith('.part')), [], 'no partial download is left');
+      await running.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('survives kill -9 during an unpack: the old release stays current, and the restart converges and clears the debris', async () => {
+    await push('many', 'v1', { 'one.txt': 'one' });
+    await ok(['addconf', '--name', 'many', '--layer', 'many:v1']);
+    const dir = path.join(root, 'agent-unpack');
+    const confDir = path.join(dir, 'many');
+    let running = agent({ server, dir, name: 'unpack-1', token, args: ['--track', 'many'] });
+    assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'one.txt'))), 'one');
+    const v1 = await currentId(confDir);
+
+    const files: Record<string, string> = {};
+    // 8,000 small files take a few seconds to unpack and fsync: a wide window to kill in.
+    for (let i = 0; i < 8_000; i++) files[`d${i % 100}/f${i}.txt`] = `file ${i}\n`;
+    await push('many', 'v2', files);
+    await ok(['changeconf', '--name', 'many', '--component', 'many', '--version', 'v2']);
+    const v2 = await showconf('many');
+    const releases = path.join(confDir, 'releases');
+    // Kill once the unfinished tree has started to fill.
+    await waitFor('the unpack under way', async () => {
+      for (const name of await tempReleases(confDir)) {
+        if ((await readdir(path.join(releases, name)).catch(() => [])).length >= 2) return true;
+      }
+      return false;
+    }, 20_000, 10);
+    await running.stop('SIGKILL');
+    assert.equal(await currentId(confDir), v1, 'current still points at the old release');
+    assert.equal(await read(path.join(confDir, 'current', 'one.txt')), 'one', 'and the old release is whole');
+    assert.equal(await stat(path.join(releases, v2.id)).catch(() => undefined), undefined, 'the kill landed before the new release was complete');
+    assert.ok((await tempReleases(confDir)).length >= 1, 'the unfinished tree is left as crash debris');
+
+    running = agent({ dir });
+    await waitFor('v2 deployed after the restart', async () => (await currentId(confDir)) === v2.id, 40_000);
+    assert.equal(await read(path.join(confDir, 'current', 'd99', 'f7999.txt')), 'file 7999\n');
+    assert.equal((await readdir(path.join(confDir, 'current', 'd0'))).length, 80);
+    await waitFor('no .tmp-* left after the deploy', async () => (await tempReleases(confDir)).length === 0, 10_000);
+    await reported('unpack-1', 'many', (s) => s.phase === 'deployed');
+    await running.stop();
+  });
+
+  describe('a full disk while unpacking', () => {
+    let mountPoint: string | undefined;
+    let mounted = false;
+    let diskAgent: TestAgent | undefined;
+    // One after-hook, in order: the agent off the disk first, then unmount, then the mount point.
+    after(async () => {
+      await diskAgent?.stop('SIGKILL');
+      if (mounted) await run('umount', [mountPoint!]);
+      if (mountPoint) await rm(mountPoint, { recursive: true, force: true });
+    });
+
+    it('fails with INSUFFICIENT_STORAGE, removes the half-built release and keeps the old one current', async (t) => {
+      mountPoint = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-tmpfs-'));
+      try {
+        await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]);
+        mounted = true;
+      } catch (error) {
+        t.skip(`cannot mount a small tmpfs here: ${(error as Error).message.split('\n')[0]}`);
+        return;
+      }
+      await push('full', 'v1', { 'ok.txt': 'fits' });
+      await ok(['addconf', '--name', 'full', '--layer', 'full:v1']);
+      const dir = path.join(mountPoint, 'agent');
+      const confDir = path.join(dir, 'full');
+      diskAgent = agent({ server, dir, name: 'disk-1', token, args: ['--track', 'full'] });
+      assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'ok.txt'))), 'fits');
+      const v1 = await currentId(confDir);
+
+      // 32 MiB of zeros: a tiny blob that unpacks to far more than the 8 MiB disk.
+      await push('full', 'v2', { 'zeros.bin': Buffer.alloc(32 * 1024 * 1024) });
+      await ok(['changeconf', '--name', 'full', '--component', 'full', '--version', 'v2']);
+      const v2 = await showconf('full');
+      assert.ok(v2.layers[0]!.size < 1024 * 1024, `the blob itself fits (${v2.layers[0]!.size} bytes)`);
+      const failed = await reported('disk-1', 'full', (s) => s.phase === 'failed');
+      assert.equal(failed.error?.code, 'INSUFFICIENT_STORAGE', JSON.stringify(failed));
+      assert.match(failed.error?.message ?? '', /no space left/);
+      assert.equal(await currentId(confDir), v1, 'the old release stays current');
+      assert.equal(await read(path.join(confDir, 'current', 'ok.txt')), 'fits');
+      assert.ok(await stat(path.join(dir, 'cache', v2.layers[0]!.blob)), 'the blob was downloaded');
+      // The agent retries with backoff; stop it so nothing is being unpacked while we look.
+      await diskAgent.stop();
+      assert.deepEqual(await tempReleases(confDir), [], 'the half-built release was removed');
+      assert.deepEqual((await readdir(path.join(confDir, 'releases'))).sort(), [v1], 'only the old release is on disk');
+      const { stdout } = await run('df', ['-B1', '--output=used', mountPoint]);
+      assert.ok(Number(stdout.trim().split('\n').at(-1)) < 4 * 1024 * 1024, `the disk is not left full: ${stdout}`);
+    });
+  });
+
+  it('keeps retrying while the server is unreachable at the first start, then enrolls and deploys', async () => {
+    const other = await startServer(path.join(root, 'data-unreachable'));
+    let restarted: TestServer | undefined;
+    try {
+      const otherToken = await joinToken(other);
+      await ok(['push', await (async () => {
+        const dir = path.join(root, 'src', 'late-v1');
+        await mkdir(dir, { recursive: true });
+        await writeFile(path.join(dir, 'late.txt'), 'late');
+        return dir;
+      })(), '--name', 'late', '--version', 'v1'], other.env);
+      await ok(['addconf', '--name', 'late', '--layer', 'late:v1'], other.env);
+      const listen = new URL(other.url).host;
+      await other.stop();
+
+      const dir = path.join(root, 'agent-unreachable');
+      const running = agent({ server: other, dir, name: 'late-1', token: otherToken, args: ['--track', 'late'] });
+      await waitFor('the retry line', async () => /server unreachable; retrying/.test(running.logs()), 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      assert.ok(alive(running.process), `the agent keeps running while the server is away:\n${running.logs()}`);
+      assert.match(running.logs(), /"what":"enroll"/);
+
+      restarted = await startServer(other.dataDir, [], { listen });
+      assert.equal(await waitFor('deployed once the server is back', () => read(path.join(dir, 'late', 'current', 'late.txt')), 30_000), 'late');
+      assert.match(running.logs(), /"msg":"enrolled"/);
+      await reported('late-1', 'late', (s) => s.phase === 'deployed', 20_000, () => restarted!);
+      await running.stop();
+    } finally {
+      await restarted?.stop();
+      await other.stop();
+    }
+  });
+
+  it('refuses at unpack an archive that is only unsafe across layers, naming the entry and the layer', async () => {
+    await push('unsafe', 'v1', { 'safe.txt': 'safe' });
+    await ok(['addconf', '--name', 'unsafe', '--layer', 'unsafe:v1']);
+    const dir = path.join(root, 'agent-unsafe');
+    const confDir = path.join(dir, 'unsafe');
+    const running = agent({ server, dir, name: 'unsafe-1', token, args: ['--track', 'unsafe'] });
+    assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'safe.txt'))), 'safe');
+    const v1 = await currentId(confDir);
+
+    // Layer A: a directory and a symlink to it, safe on its own.
+    const a = path.join(root, 'src', 'layer-a');
+    await mkdir(path.join(a, 'sub'), { recursive: true });
+    await symlink('sub', path.join(a, 'link'));
+    await tar.create({ gzip: true, portable: true, cwd: a, file: path.join(root, 'layer-a.tar.gz') }, ['sub', 'link']);
+    // Layer B: a file under "link/" (no directory entry for it), also safe on its own.
+    const b = path.join(root, 'src', 'layer-b');
+    await mkdir(path.join(b, 'link'), { recursive: true });
+    await writeFile(path.join(b, 'link', 'evil.txt'), 'written through a symlink');
+    await tar.create({ gzip: true, portable: true, cwd: b, file: path.join(root, 'layer-b.tar.gz') }, ['link/evil.txt']);
+    await ok(['addver', '--name', 'layer-a', '--version', 'v1', '--file', path.join(root, 'layer-a.tar.gz')]);
+    await ok(['addver', '--name', 'layer-b', '--version', 'v1', '--file', path.join(root, 'layer-b.tar.gz')]);
+
+    await ok(['addconf', '--force', '--name', 'unsafe', '--layer', 'layer-a:v1', '--layer', 'layer-b:v1']);
+    const failed = await reported('unsafe-1', 'unsafe', (s) => s.phase === 'failed');
+    assert.equal(failed.error?.code, 'UNSAFE_ARCHIVE_ENTRY', JSON.stringify(failed));
+    assert.match(failed.error?.message ?? '', /layer "layer-b"/, 'the message names the layer');
+    assert.match(failed.error?.message ?? '', /link\/evil\.txt/, 'and the entry');
+    assert.match(failed.error?.message ?? '', /symlink/);
+    assert.equal(await currentId(confDir), v1, 'the old release stays current');
+    assert.equal(await stat(path.join(confDir, 'releases', 'sub', 'evil.txt')).catch(() => undefined), undefined);
+    await running.stop();
+    assert.deepEqual(await tempReleases(confDir), [], 'the refused tree was removed');
+  });
+
+  it('fails with HOOK_MISSING while the hook does not exist, and deploys once restarted with a real one', async () => {
+    await push('hooked', 'v1', { 'h.txt': 'h1' });
+    await ok(['addconf', '--name', 'hooked', '--layer', 'hooked:v1']);
+    const hook = path.join(root, 'real-hook.sh');
+    await writeFile(hook, '#!/bin/sh\necho "real hook for $NEWID"\n');
+    await chmod(hook, 0o755);
+    const dir = path.join(root, 'agent-hook');
+    const confDir = path.join(dir, 'hooked');
+    let running = agent({ server, dir, name: 'hook-1', token, args: ['--track', 'hooked', '--hook', hook] });
+    assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'h.txt'))), 'h1');
+    const v1 = await currentId(confDir);
+    await running.stop();
+
+    const missing = path.join(root, 'no-such-dir', 'hook.sh');
+    running = agent({ dir, args: ['--hook', missing] });
+    await push('hooked', 'v2', { 'h.txt': 'h2' });
+    await ok(['changeconf', '--name', 'hooked', '--component', 'hooked', '--version', 'v2']);
+    const failed = await reported('hook-1', 'hooked', (s) => s.phase === 'failed');
+    assert.equal(failed.error?.code, 'HOOK_MISSING', JSON.stringify(failed));
+    assert.ok(failed.error?.message.includes(missing), `the message names the hook: ${failed.error?.message}`);
+    assert.equal(await currentId(confDir), v1, 'the old release stays current');
+    assert.equal(await read(path.join(confDir, 'current', 'h.txt')), 'h1');
+    assert.ok(alive(running.process), 'a missing hook does not stop the agent');
+    await running.stop();
+
+    running = agent({ dir, args: ['--hook', hook] });
+    assert.equal(await waitFor('v2 deployed with the real hook', async () => (await read(path.join(confDir, 'current', 'h.txt'))) === 'h2' && 'h2'), 'h2');
+    const deployed = await reported('hook-1', 'hooked', (s) => s.phase === 'deployed' && (s as { currentRevision?: number }).currentRevision === 2);
+    assert.match((deployed as { hookOutput?: string }).hookOutput ?? '', /real hook for [0-9a-f]{64}/);
+    await running.stop();
+  });
+
+  it('reports a tracked configuration that does not exist as pending, and deploys it as soon as it is added', async () => {
+    const dir = path.join(root, 'agent-missing');
+    // A long poll: the deploy must come from the push over the channel, not from polling.
+    const running = agent({ server, dir, name: 'missing-1', token, args: ['--track', 'notyet', '--poll', '60s'] });
+    const pending = await reported('missing-1', 'notyet', (s) => s.phase === 'pending' && s.error !== undefined);
+    assert.equal(pending.error?.code, 'CONFIGURATION_NOT_FOUND');
+    assert.match(pending.error?.message ?? '', /"notyet" does not exist/);
+    assert.ok(alive(running.process));
+
+    await push('notyet', 'v1', { 'n.txt': 'here now' });
+    const started = Date.now();
+    await ok(['addconf', '--name', 'notyet', '--layer', 'notyet:v1']);
+    assert.equal(await waitFor('deployed after addconf', () => read(path.join(dir, 'notyet', 'current', 'n.txt')), 5_000, 20), 'here now');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 5_000, `pushed to the agent within seconds (${elapsed} ms)`);
+    const deployed = await reported('missing-1', 'notyet', (s) => s.phase === 'deployed');
+    assert.equal(deployed.error, undefined, 'the not-found error is cleared');
+    await running.stop();
+  });
+});
