@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import type { ChannelMessage } from '../src/protocol/agent.ts';
 import type { TestApp } from './helpers/app.ts';
-import { asAgent, channelApp, configure, enrolled, fakeAgent, version, type FakeAgent } from './agent-server-helpers.ts';
+import { asAgent, channelApp, configure, enrolled, fakeAgent, version, type FakeAgent } from './helpers/fake-agent.ts';
 
 const PATH = '/v1/agent/channel';
 

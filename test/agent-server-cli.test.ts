@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHttpClient, type HttpClient } from '../src/lib/http-client.ts';
 import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
-import { fakeAgent, type FakeAgent } from './agent-server-helpers.ts';
+import { fakeAgent, type FakeAgent } from './helpers/fake-agent.ts';
 
 let root: string;
 let server: TestServer;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { testApp } from './helpers/app.ts';
-import { asAgent, configure, enroll, enrolled, fakeAgent, joinToken, version } from './agent-server-helpers.ts';
+import { asAgent, configure, enroll, enrolled, fakeAgent, joinToken, version } from './helpers/fake-agent.ts';
 
 describe('agent enrollment', () => {
   it('enrolls with a join token, is idempotent for the same key and refuses another key', async (t) => {

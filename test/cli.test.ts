@@ -151,8 +151,11 @@ describe('strata CLI against a real server', () => {
     const commands = [...section.matchAll(/^  ([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
     assert.ok(commands.length >= 15, `commands: ${commands}`);
     for (const command of commands) {
-      if (command === 'token' || command === 'join-token') continue;
-      assert.match(await ok([command, '--help']), /Examples:\n {2}\$ strata /, command);
+      const text = await ok([command, '--help']);
+      const sub = text.includes('Commands:') ? [...text.slice(text.indexOf('Commands:')).matchAll(/^  ([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help') : [];
+      // A command family (token, group, …) has the examples on each of its subcommands.
+      if (sub.length === 0 || text.includes('Examples:')) assert.match(text, /Examples:\n {2}\$ strata /, command);
+      for (const name of sub) assert.match(await ok([command, name, '--help']), /Examples:\n {2}\$ strata /, `${command} ${name}`);
     }
   });
 });

@@ -7,6 +7,8 @@
  * change, replayed by the server on every (re)connect, and re-read in full every poll interval
  * as ground truth — and hands each tracked configuration to its own ConfigWorker. Status
  * changes are reported to the server, batched. `runOnce` converges once, for scripts.
+ * Orders arriving on the channel are run by an OrderDispatcher, within what the agent's own
+ * config file (`agentConfig`) allows; they are answered before the channel closes on shutdown.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,6 +23,9 @@ import { ServerApi } from './server-api.ts';
 import { BlobCache } from './fetch/blob-cache.ts';
 import { ConfigWorker, type WorkerSettings } from './config-worker.ts';
 import { runChannel, type ChannelTiming } from './channel.ts';
+import { emptyAgentConfig, type AgentConfig } from './agent-config.ts';
+import { OrderDispatcher } from './orders/dispatcher.ts';
+import { SyncRegistry } from './orders/sync-registry.ts';
 
 /** The agent's states. */
 export type AgentState = 'starting' | 'enrolling' | 'running' | 'stopping' | 'stopped';
@@ -51,6 +56,8 @@ export interface AgentOptions {
   retryBaseMs?: number;
   retryCapMs?: number;
   channelTiming?: ChannelTiming;
+  /** What orders may do here (`--config`); without it, only ping and logs work. */
+  agentConfig?: AgentConfig;
 }
 
 /** A running (or once-running) agent. */
@@ -67,6 +74,7 @@ export class Agent {
   private reporting: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private background: Promise<unknown>[] = [];
+  private orders: OrderDispatcher | undefined;
   /** Resolves when the agent must exit on its own (credentials revoked). */
   readonly refused: Promise<string>;
   private refuse!: (reason: string) => void;
@@ -190,8 +198,12 @@ export class Agent {
     const api = await this.prepare();
     this.transition('running');
     const signal = this.stop.signal;
+    this.orders = new OrderDispatcher({
+      dir: this.options.dir, name: api.identity.name, config: this.options.agentConfig ?? emptyAgentConfig(),
+      agentEnv: this.options.agentEnv, log: this.log, syncs: new SyncRegistry(),
+    });
     this.background.push(runChannel({
-      api, log: this.log, signal,
+      api, log: this.log, signal, orders: this.orders,
       onDesired: (state) => this.applyDesired(state, true),
       onRefused: (reason) => this.refuse(reason),
       ...(this.options.channelTiming ? { timing: this.options.channelTiming } : {}),
@@ -241,6 +253,8 @@ export class Agent {
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
       this.transition('stopping');
+      // Orders are stopped first so their results still go out on the open channel.
+      await this.orders?.shutdown(5_000);
       this.stop.abort();
       await Promise.all([...this.workers.values()].map((w) => w.stop()));
       clearTimeout(this.reportTimer);

@@ -3,6 +3,10 @@
  * header, carrying versioned envelopes. The server sends the full desired state on every
  * (re)connect and after every change; both sides ping, and a silent peer is dropped. A lost
  * connection is retried with exponential backoff and full jitter, capped.
+ *
+ * Orders arriving on a connection are handed to the dispatcher, and their progress and result go
+ * back on that same connection; if it closed meanwhile they are dropped (the server reports the
+ * order as timed out), because the orders themselves are not tied to one connection.
  */
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
@@ -10,6 +14,7 @@ import type { Logger } from '../lib/logger.ts';
 import { fullJitter, sleep } from '../lib/backoff.ts';
 import { CHANNEL_VERSION, ChannelMessageSchema, type ChannelMessage, type DesiredState } from '../protocol/agent.ts';
 import type { ServerApi } from './server-api.ts';
+import type { OrderDispatcher, OrderSink } from './orders/dispatcher.ts';
 
 /** Timing of the channel; tests shorten it. */
 export interface ChannelTiming {
@@ -30,6 +35,8 @@ export async function runChannel(options: {
   onDesired: (state: DesiredState) => void;
   onRefused?: (message: string) => void;
   timing?: ChannelTiming;
+  /** Runs the orders the server sends; without it, orders are not read. */
+  orders?: OrderDispatcher;
 }): Promise<void> {
   const timing = options.timing ?? DEFAULT_CHANNEL_TIMING;
   let attempt = 0;
@@ -49,7 +56,7 @@ export async function runChannel(options: {
 
 /** One connection's lifetime: resolves when it closes, saying whether it was ever open. */
 function connectOnce(
-  options: { api: ServerApi; log: Logger; signal: AbortSignal; onDesired: (state: DesiredState) => void },
+  options: { api: ServerApi; log: Logger; signal: AbortSignal; onDesired: (state: DesiredState) => void; orders?: OrderDispatcher },
   timing: ChannelTiming,
 ): Promise<{ wasOpen: boolean; reason: string; refused?: string }> {
   const path = '/v1/agent/channel';
@@ -66,6 +73,10 @@ function connectOnce(
     });
     const send = (message: ChannelMessage): void => {
       if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    };
+    const sink: OrderSink = {
+      progress: (orderId, content) => send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'order-progress', orderId, content }),
+      result: (orderId, result) => send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'order-result', orderId, result }),
     };
     const ticker = setInterval(() => {
       if (Date.now() - lastHeard > timing.silenceMs) {
@@ -91,15 +102,25 @@ function connectOnce(
     });
     socket.on('message', (data) => {
       lastHeard = Date.now();
-      let message: ChannelMessage;
+      let raw: unknown;
       try {
-        message = ChannelMessageSchema.parse(JSON.parse(String(data)));
-      } catch (error) {
-        options.log.warn({ err: error }, 'channel message refused');
+        raw = JSON.parse(String(data));
+      } catch {
+        raw = undefined;
+      }
+      const parsed = ChannelMessageSchema.safeParse(raw);
+      if (!parsed.success) {
+        // An order this agent cannot read (a newer verb, bad arguments) still gets its one answer.
+        const envelope = raw as { type?: unknown; order?: unknown } | undefined;
+        if (envelope?.type === 'order' && options.orders) return options.orders.receive(envelope.order, sink);
+        options.log.warn({ issue: parsed.error.issues[0]?.message }, 'channel message refused');
         send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'error', code: 'BAD_REQUEST', message: 'unreadable message' });
         return;
       }
+      const message: ChannelMessage = parsed.data;
       if (message.type === 'desired') options.onDesired(message.state);
+      else if (message.type === 'order') options.orders?.receive(message.order, sink);
+      else if (message.type === 'order-cancel') options.orders?.cancel(message.orderId);
       else if (message.type === 'ping') send({ v: CHANNEL_VERSION, id: message.id, type: 'pong', at: new Date().toISOString() });
       else if (message.type === 'error') options.log.warn({ code: message.code, message: message.message }, 'server reported a channel error');
     });

@@ -18,6 +18,7 @@ import { unpackLayers } from './unpack/index.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, switchCurrent, writeState } from './releases/index.ts';
 import { readHold } from './hold.ts';
+import { writeLastHookLog } from './orders/last-hook-log.ts';
 
 /** Settings shared by every worker of an agent. */
 export interface WorkerSettings {
@@ -261,6 +262,8 @@ export class ConfigWorker {
         ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
       });
       const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs });
+      // Kept for the `logs` order; losing it must not fail the deploy.
+      await writeLastHookLog(this.confDir, result.output).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the hook output'));
       if (result.spawnError) throw new DeployFailure('HOOK_MISSING', `hook ${this.settings.hook} cannot run: ${result.spawnError}`, { output: result.output, exitCode: null });
       if (result.timedOut) throw new DeployFailure('HOOK_TIMEOUT', `hook timed out after ${Math.round(this.settings.hookTimeoutMs / 1000)}s and was killed`, { output: result.output, exitCode: result.exitCode });
       if (result.exitCode !== 0) {

@@ -2,16 +2,18 @@
  * `strata agent`: builds the agent from parsed options, runs it as a daemon (until a signal, or
  * until the server refuses it) or once, and maps the outcome to an exit status.
  */
-import { createLogger, type Logger } from '../lib/logger.ts';
+import type { Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
 import { Agent, type AgentOptions } from './agent.ts';
+import { createAgentLogger } from './agent-log.ts';
 
 /** How the agent should run. */
 export type AgentRun = Omit<AgentOptions, 'log'> & { once: boolean; logLevel: string };
 
 /** Runs the agent; resolves with the exit status. */
 export async function runAgent(run: AgentRun, io: { logger?: Logger } = {}): Promise<number> {
-  const log = io.logger ?? createLogger({ level: run.logLevel as 'info', name: 'strata-agent' });
+  // Also written to DIR/agent.log, which the `logs` order reads back.
+  const log = io.logger ?? createAgentLogger({ dir: run.dir, level: run.logLevel });
   const agent = new Agent({ ...run, log });
   if (run.once) {
     try {

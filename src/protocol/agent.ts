@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { ConfigurationSchema } from './api.ts';
+import { AgentOrderSchema, HostResultSchema } from './orders.ts';
 
 /** The channel protocol version every envelope carries. */
 export const CHANNEL_VERSION = 1;
@@ -119,6 +120,14 @@ export const ChannelMessageSchema = z.discriminatedUnion('type', [
   z.object({ ...Envelope, type: z.literal('pong'), at: z.string() }),
   /** agent → server: a status report (same as POST /v1/agent/status). */
   z.object({ ...Envelope, type: z.literal('status'), report: StatusReportSchema }),
+  /** server → agent: run an order (see orders.ts); the agent answers with one `order-result`. */
+  z.object({ ...Envelope, type: z.literal('order'), order: AgentOrderSchema }),
+  /** server → agent: stop an order early (the operator interrupted `logs --follow`, or it timed out). */
+  z.object({ ...Envelope, type: z.literal('order-cancel'), orderId: z.string().max(64) }),
+  /** agent → server: part of an order's output before its result (sync progress, followed log lines). */
+  z.object({ ...Envelope, type: z.literal('order-progress'), orderId: z.string().max(64), content: z.unknown() }),
+  /** agent → server: the order's one result. */
+  z.object({ ...Envelope, type: z.literal('order-result'), orderId: z.string().max(64), result: HostResultSchema }),
   /** either way: the peer sent something it could not accept. */
   z.object({ ...Envelope, type: z.literal('error'), code: z.string(), message: z.string() }),
 ]);

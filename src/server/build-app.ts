@@ -28,6 +28,8 @@ import { registerAgentStateRoutes } from './routes/agent-state.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAssignmentRoutes } from './routes/assignments.ts';
 import { registerConfigurationStatusRoute } from './routes/configuration-status.ts';
+import { registerOrderRoutes } from './routes/orders.ts';
+import { registerGroupRoutes } from './routes/groups.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -133,6 +135,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAgentRoutes(app, context);
   registerAssignmentRoutes(app, context);
   registerConfigurationStatusRoute(app, context);
+  registerOrderRoutes(app, context);
+  registerGroupRoutes(app, context);
   await app.ready();
   return app;
 }

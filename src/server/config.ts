@@ -20,30 +20,21 @@ export function parseListen(text: string): ListenAddress {
   return { host: (match[1] ?? match[2])!, port };
 }
 
-const duration = z.string().transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
-const size = z.string().transform((text, ctx) => {
-  try {
-    return parseSize(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
-const listen = z.string().transform((text, ctx) => {
-  try {
-    return parseListen(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+/** A string option parsed by `parse`, whose thrown Error becomes the option's validation message. */
+function parsed<T>(parse: (text: string) => T) {
+  return z.string().transform((text, ctx) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+const duration = parsed(parseDuration);
+const size = parsed(parseSize);
+const listen = parsed(parseListen);
 
 /** The schema of `strata server`'s options, with their defaults. */
 export const ServerConfigSchema = z.object({

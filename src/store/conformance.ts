@@ -12,6 +12,7 @@ import { applyRetention } from '../core/retention.ts';
 import type { ErrorCode } from '../protocol/error-codes.ts';
 import type { ComponentVersion, Configuration, ConfigurationEvent, Store } from './contract.ts';
 import { assignmentConformance } from './conformance-assignments.ts';
+import { orderConformance } from './conformance-orders.ts';
 
 /** What a backend's test file gives the suite: a fresh, empty store and ways to damage or reopen it. */
 export interface StoreHarness {
@@ -452,6 +453,7 @@ export function runStoreConformance(backendName: string, harness: () => Promise<
     });
 
     assignmentConformance(() => store);
+    orderConformance(() => store);
 
     describe('durability', () => {
       it('keeps everything across a reopen and continues its sequences', async (t) => {

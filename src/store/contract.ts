@@ -12,6 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { LayerRef } from '../protocol/names.ts';
+import type { HostResult } from '../protocol/orders.ts';
 
 /** Facts about a stored blob. */
 export interface BlobInfo {
@@ -193,6 +194,53 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/**
+ * A host group: a named target for orders, either a fixed list of agent names or a label
+ * selector (stored as given; callers store its canonical text). Exactly one of the two is set.
+ */
+export interface GroupRecord {
+  name: string;
+  hosts?: string[];
+  selector?: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** How many orders a store keeps by default: creating one more removes the oldest. */
+export const ORDER_RETENTION = 10_000;
+/** Longest `message` kept per host result, in characters. */
+export const ORDER_MESSAGE_MAX_CHARS = 1024;
+/** Largest `content` kept per host result, as JSON text in bytes; larger content is replaced by a preview. */
+export const ORDER_CONTENT_MAX_BYTES = 8 * 1024;
+
+/** Outcome counts of a finished order; `failed` includes offline and timed-out hosts. */
+export interface OrderCounts {
+  ok: number;
+  failed: number;
+  offline: number;
+  timedOut: number;
+}
+
+/**
+ * A fleet order: who sent what to which hosts, and, once finished, each host's result.
+ * `args` and `target` are opaque to the store (the API validates them).
+ */
+export interface OrderRecord {
+  /** Unique id chosen by the caller. */
+  id: string;
+  createdAt: string;
+  actor: string;
+  args: Record<string, unknown>;
+  target: Record<string, unknown>;
+  /** The agents the target picked, sorted. */
+  hosts: string[];
+  /** Set by `finishOrder`. */
+  finishedAt?: string;
+  summary?: OrderCounts;
+  /** Per-host results (bounded, see `finishOrder`); `getOrder` only, never `listOrders`. */
+  results?: Record<string, HostResult>;
+}
+
 /** What `sweep` removed. */
 export interface SweepReport {
   blobsDeleted: string[];
@@ -347,6 +395,44 @@ export interface Store {
 
   /** Every assignment, sorted by configuration, then selector. */
   listAssignments(): Promise<Assignment[]>;
+
+  // ---- groups ----
+
+  /** Creates or replaces a group (exactly one of `hosts` or `selector`); returns it as stored. */
+  putGroup(input: { name: string; hosts?: string[]; selector?: string; actor: string }): Promise<GroupRecord>;
+
+  /** A group, or undefined. */
+  getGroup(name: string): Promise<GroupRecord | undefined>;
+
+  /** Every group, sorted by name. */
+  listGroups(): Promise<GroupRecord[]>;
+
+  /** Removes a group; returns false when there was none. */
+  deleteGroup(name: string): Promise<boolean>;
+
+  // ---- orders ----
+
+  /**
+   * Records a new, unfinished order; the store sets `createdAt` if absent. Throws BAD_REQUEST if
+   * the id exists. Keeps only the newest `keep` orders (default ORDER_RETENTION, in creation
+   * order): the oldest beyond that are removed in the same write.
+   */
+  createOrder(input: Omit<OrderRecord, 'createdAt' | 'finishedAt' | 'summary' | 'results'> & { createdAt?: string }, options?: { keep?: number }): Promise<OrderRecord>;
+
+  /**
+   * Records an order's outcome and returns the finished record. Each host's `message` is cut to
+   * ORDER_MESSAGE_MAX_CHARS, and a `content` whose JSON exceeds ORDER_CONTENT_MAX_BYTES is replaced
+   * by `{ truncated: true, bytes, preview }` (preview: the first ORDER_CONTENT_MAX_BYTES of that JSON),
+   * so a record stays bounded. Throws ORDER_NOT_FOUND if absent (or already pruned); finishing
+   * twice keeps the first outcome.
+   */
+  finishOrder(id: string, outcome: { summary: OrderCounts; results: Record<string, HostResult>; finishedAt?: string }): Promise<OrderRecord>;
+
+  /** One order with its results, or undefined. */
+  getOrder(id: string): Promise<OrderRecord | undefined>;
+
+  /** Orders newest first, without `results`: at most `limit`, created before order `before` when given. */
+  listOrders(options: { limit: number; before?: string }): Promise<OrderRecord[]>;
 
   // ---- audit ----
 

@@ -4,7 +4,9 @@
  * and fsynced, so a directory named by an id is always a whole release, whatever crashed when.
  * Deploys and pruning of one CONFDIR must not run concurrently (the agent serialises them).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { lstat, mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { syncDirectory } from '../../lib/atomic-file.ts';
@@ -13,7 +15,9 @@ import { readCurrent } from './current.ts';
 import { assertReleaseId, releasesDir, TEMP_PREFIX } from './layout.ts';
 import { readState } from './state.ts';
 
-/** Parallel fsyncs while committing a release. */
+const execFileAsync = promisify(execFile);
+
+/** Parallel fsyncs while committing a release (when syncfs is not available). */
 const SYNC_CONCURRENCY = 16;
 
 /** Names a fresh temporary directory to unpack into (not created: the unpacker creates it) and the final one. */
@@ -65,6 +69,20 @@ async function syncTree(dir: string): Promise<void> {
 }
 
 /**
+ * Flushes a freshly unpacked tree to disk before it gets its final name. One syncfs(2) of its
+ * filesystem (coreutils `sync -f`, run as argv) replaces an fsync per file: on a release of
+ * 20,000 small files the per-file calls cost seconds of the deploy. Where `sync -f` is missing
+ * or fails, every file and directory is fsynced instead.
+ */
+async function makeDurable(dir: string): Promise<void> {
+  try {
+    await execFileAsync('sync', ['-f', dir], { timeout: 120_000 });
+  } catch {
+    await syncTree(dir);
+  }
+}
+
+/**
  * Makes an unpacked release durable and gives it its final name. If `finalDir` already exists it
  * is a complete release of the same id (ids name content), so it is kept and the temp dir removed.
  */
@@ -80,7 +98,7 @@ export async function commitRelease(tempDir: string, finalDir: string): Promise<
     await removeTree(tempDir);
     return { reused: true };
   }
-  await syncTree(tempDir);
+  await makeDurable(tempDir);
   try {
     await rename(tempDir, finalDir);
   } catch (error) {

@@ -8,39 +8,17 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
-import type { EntryKind } from '../../core/archive/entry-rules.ts';
+import type { ReadEntry } from 'tar';
 import { invalidArchive } from '../../core/archive/entry-rules.ts';
-import { isTarHeader, TRUNCATED } from '../../core/archive/tar-inspector.ts';
+import { createTarParser, isTarHeader, tarArchiveEntry, tarMetaTooLarge, TRUNCATED } from '../../core/archive/tar-inspector.ts';
 import type { EntrySink, LayerEntry } from './layer-entry.ts';
-
-/** node-tar type names of entries that unpack to files, directories or links. */
-const KINDS: Record<string, EntryKind> = {
-  File: 'file',
-  OldFile: 'file',
-  ContiguousFile: 'file',
-  Directory: 'directory',
-  SymbolicLink: 'symlink',
-  Link: 'hardlink',
-};
-
-/** Human names for the special entry types the rules refuse. */
-const TYPE_NAMES: Record<string, string> = {
-  CharacterDevice: 'character device',
-  BlockDevice: 'block device',
-  FIFO: 'fifo',
-  GNUDumpDir: 'GNU dump directory',
-};
 
 /** Bodiless entries allowed to wait for the sink before the pump stops feeding the parser. */
 const MAX_QUEUED = 64;
 
-/** Maps a parsed tar entry to the unpacker's view of it. */
+/** Maps a parsed tar entry to the unpacker's view of it: the rules' view plus mode and mtime. */
 function toEntry(entry: ReadEntry): LayerEntry {
-  const kind = KINDS[entry.type] ?? 'other';
-  const result: LayerEntry = { path: entry.path, kind, size: kind === 'file' ? entry.size : 0 };
-  if (entry.linkpath !== undefined) result.linkTarget = entry.linkpath;
-  if (kind === 'other') result.typeName = TYPE_NAMES[entry.type] ?? `unsupported (${entry.type})`;
+  const result: LayerEntry = tarArchiveEntry(entry);
   if (entry.mode !== undefined) result.mode = entry.mode & 0o7777;
   if (entry.mtime !== undefined) result.mtime = entry.mtime;
   return result;
@@ -54,7 +32,6 @@ function gzipError(error: NodeJS.ErrnoException): Error {
 
 /** Streams the entries of the tar (gzipped when `gzip`) at `file` into `sink`, in archive order. */
 export async function readTarLayer(file: string, gzip: boolean, sink: EntrySink, signal?: AbortSignal): Promise<void> {
-  const parser = new Parser({ strict: false, zstd: false, brotli: false, maxMetaEntrySize: 1024 * 1024 });
   let failure: unknown;
   let onFailure = (): void => undefined;
   const failed = new Promise<void>((resolve) => {
@@ -65,6 +42,7 @@ export async function readTarLayer(file: string, gzip: boolean, sink: EntrySink,
     failure = error;
     onFailure();
   };
+  const parser = createTarParser(fail);
   let chain = Promise.resolve();
   let queued = 0;
   let eof = false;
@@ -76,7 +54,7 @@ export async function readTarLayer(file: string, gzip: boolean, sink: EntrySink,
     chain = chain.then(async () => {
       try {
         if (failure !== undefined) return;
-        if (ignored && entry.meta) throw invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than 1 MiB`);
+        if (ignored && entry.meta) throw tarMetaTooLarge(entry);
         const view = toEntry(entry);
         await sink(view, view.kind === 'file' && !ignored ? entry : undefined);
       } catch (error) {
@@ -96,11 +74,6 @@ export async function readTarLayer(file: string, gzip: boolean, sink: EntrySink,
   parser.on('eof', () => {
     eof = true;
   });
-  parser.on('warn', (code: string, message: string) => {
-    if (code === 'TAR_ENTRY_INVALID') fail(invalidArchive(`invalid tar header: ${message}`));
-    else if (code === 'TAR_BAD_ARCHIVE' && message.startsWith('Truncated')) fail(invalidArchive(TRUNCATED));
-  });
-  parser.on('error', (error: Error) => fail(invalidArchive(`invalid tar: ${error.message}`, error)));
 
   let head: Buffer | undefined = Buffer.alloc(0);
   const feed = async (chunk: Buffer): Promise<void> => {

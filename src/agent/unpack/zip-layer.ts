@@ -6,23 +6,8 @@
 import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { invalidArchive, unsafeEntry } from '../../core/archive/entry-rules.ts';
+import { MAX_ZIP_LINK_TARGET, nextZipEntry, zipEntryKind, zipOpenError } from '../../core/archive/zip-inspect.ts';
 import type { EntrySink, LayerEntry } from './layer-entry.ts';
-
-/** Longest symlink target read from a zip entry (as at upload time). */
-const MAX_LINK_TARGET = 4096;
-
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-
-/** Names of the unix file types a zip entry must not carry. */
-const SPECIAL_TYPES: Record<number, string> = {
-  0o010000: 'fifo',
-  0o020000: 'character device',
-  0o060000: 'block device',
-  0o140000: 'socket',
-};
 
 /** Made-by host 3 is unix: only then do the external attributes hold a unix mode. */
 const MADE_BY_UNIX = 3;
@@ -38,9 +23,9 @@ async function* checkedBody(stream: Readable, name: string): AsyncGenerator<Buff
   }
 }
 
-/** Reads a symlink entry's target, refusing one longer than MAX_LINK_TARGET. */
+/** Reads a symlink entry's target, refusing one longer than MAX_ZIP_LINK_TARGET. */
 async function readLinkTarget(zip: yauzl.ZipFile, entry: yauzl.Entry, name: string): Promise<string> {
-  if (entry.uncompressedSize > MAX_LINK_TARGET) throw unsafeEntry(name, `symlink target is longer than ${MAX_LINK_TARGET} bytes`);
+  if (entry.uncompressedSize > MAX_ZIP_LINK_TARGET) throw unsafeEntry(name, `symlink target is longer than ${MAX_ZIP_LINK_TARGET} bytes`);
   const chunks: Buffer[] = [];
   for await (const chunk of checkedBody(await zip.openReadStreamPromise(entry), name)) chunks.push(chunk);
   return Buffer.concat(chunks).toString('utf8');
@@ -65,34 +50,13 @@ function entryName(entry: yauzl.Entry): string {
 async function toEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, name: string): Promise<LayerEntry> {
   if (entry.isEncrypted()) throw invalidArchive(`zip entry ${JSON.stringify(name)} is encrypted and cannot be unpacked`);
   const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
-  const type = unixMode & S_IFMT;
-  const size = entry.uncompressedSize;
-  const result: LayerEntry = { path: name, kind: 'file', size, mtime: entry.getLastModDate() };
+  const result: LayerEntry = { path: name, kind: 'file', size: entry.uncompressedSize, mtime: entry.getLastModDate() };
   if ((unixMode & 0o7777) !== 0) result.mode = unixMode & 0o7777;
-  const special = SPECIAL_TYPES[type];
-  if (special !== undefined) return { ...result, kind: 'other', typeName: special };
-  if (type === S_IFLNK) {
-    // Check the path first, so a bad name is reported before its content is read.
-    if (name.startsWith('/') || name.split('/').includes('..')) return result;
-    return { ...result, kind: 'symlink', size: 0, linkTarget: await readLinkTarget(zip, entry, name) };
-  }
-  if (type === S_IFDIR || (type !== S_IFREG && name.endsWith('/'))) return { ...result, kind: 'directory', size: 0 };
+  const { kind, typeName } = zipEntryKind(unixMode, name);
+  if (kind === 'other') return { ...result, kind, typeName };
+  if (kind === 'symlink') return { ...result, kind, size: 0, linkTarget: await readLinkTarget(zip, entry, name) };
+  if (kind === 'directory') return { ...result, kind, size: 0 };
   return result;
-}
-
-/** Waits for yauzl's next entry, or undefined at the end of the central directory. */
-function nextEntry(zip: yauzl.ZipFile): Promise<yauzl.Entry | undefined> {
-  return new Promise((resolve, reject) => {
-    const onEntry = (entry: yauzl.Entry): void => settle(() => resolve(entry));
-    const onEnd = (): void => settle(() => resolve(undefined));
-    const onError = (error: Error): void => settle(() => reject(invalidArchive(`zip central directory is damaged: ${error.message}`, error)));
-    const settle = (action: () => void): void => {
-      zip.off('entry', onEntry).off('end', onEnd).off('error', onError);
-      action();
-    };
-    zip.on('entry', onEntry).on('end', onEnd).on('error', onError);
-    zip.readEntry();
-  });
 }
 
 /** Streams the entries of the zip at `file` into `sink`, in central-directory order. */
@@ -101,10 +65,10 @@ export async function readZipLayer(file: string, sink: EntrySink, signal?: Abort
   try {
     zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
   } catch (error) {
-    throw invalidArchive(`zip central directory is missing or damaged (truncated zip?): ${(error as Error).message}`, error);
+    throw zipOpenError(error);
   }
   try {
-    for (let entry = await nextEntry(zip); entry !== undefined; entry = await nextEntry(zip)) {
+    for (let entry = await nextZipEntry(zip); entry !== undefined; entry = await nextZipEntry(zip)) {
       signal?.throwIfAborted();
       const name = entryName(entry);
       const view = await toEntry(zip, entry, name);

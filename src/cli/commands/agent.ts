@@ -8,6 +8,7 @@ import { LabelsSchema } from '../../protocol/agent.ts';
 import { nameProblem } from '../../protocol/names.ts';
 import { printJson, println, UsageError, UserError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
+import { reexecWithSmallYoungGeneration } from '../../lib/heap-flags.ts';
 
 /** Parses `k=v,k2=v2` into labels, refusing malformed ones. */
 export function parseLabels(text: string | undefined): Record<string, string> {
@@ -50,9 +51,11 @@ export function registerAgent(program: Command, context: CliContext): void {
     .option('--max-unpacked <size>', 'largest total size a release may unpack to', '64GiB')
     .option('--retry-base <duration>', 'first wait before retrying a failed deploy (it doubles, with jitter)', '5s')
     .option('--retry-cap <duration>', 'longest wait between retries of a failed deploy', '5m')
+    .option('--config <file>', 'the agent\'s own TOML config: the commands and sync groups orders may use')
     .option('--once', 'converge once and exit: 0 when every configuration is deployed, 1 otherwise')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, string | string[] | boolean | undefined>) => {
+      reexecWithSmallYoungGeneration('agent');
       const keep = Number(options['keep']);
       if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be a whole number of at least 1');
       const maxFiles = Number(options['maxFiles']);
@@ -72,6 +75,15 @@ export function registerAgent(program: Command, context: CliContext): void {
           throw new UserError(`cannot read ${options['joinTokenFile']}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
         }
       }
+      const configFile = options['config'] as string | undefined;
+      const { AgentConfigError, loadAgentConfig } = await import('../../agent/agent-config.ts');
+      let agentConfig;
+      try {
+        agentConfig = configFile ? await loadAgentConfig(path.resolve(configFile)) : undefined;
+      } catch (error) {
+        if (error instanceof AgentConfigError) throw new UsageError(`--config ${error.message}`);
+        throw error;
+      }
       const { runAgent } = await import('../../agent/main.ts');
       const code = await runAgent({
         dir: path.resolve(options['dir'] as string),
@@ -88,6 +100,7 @@ export function registerAgent(program: Command, context: CliContext): void {
         agentEnv: context.env,
         retryBaseMs: option('--retry-base', parseDuration, options['retryBase'] as string),
         retryCapMs: option('--retry-cap', parseDuration, options['retryCap'] as string),
+        ...(agentConfig ? { agentConfig } : {}),
         once: Boolean(options['once']),
         logLevel: options['logLevel'] as string,
       });
@@ -97,6 +110,7 @@ export function registerAgent(program: Command, context: CliContext): void {
     'strata agent --server https://deploy:7443 --join-token "$(cat join-token)" --name web-1 --track site --dir /var/lib/strata-agent --labels role=web',
     'strata agent --dir /var/lib/strata-agent                      # later starts',
     'strata agent --dir /var/lib/strata-agent --once               # converge once, for scripts',
+    'strata agent --dir /var/lib/strata-agent --config /etc/strata/agent.toml   # allow orders: exec commands, sync groups',
   ]);
 
   const rollback = command.command('rollback')

@@ -4,6 +4,7 @@ import { printJson, println, type CliContext } from '../context.ts';
 import { table } from '../table.ts';
 import { configText, labelsText, onlineText, type AgentDetailView, type AgentView } from './fleet-views.ts';
 import { examples, remoteCommand, segment, withApi } from './shared.ts';
+import { targetFrom, targetOptions, type TargetOptions } from './target.ts';
 
 /** `2024-05-01T10:00:00Z`, or `never`. */
 function when(iso: string | null | undefined): string {
@@ -12,17 +13,19 @@ function when(iso: string | null | undefined): string {
 
 /** Registers the `agents` command group. */
 export function registerAgents(program: Command, context: CliContext): void {
-  const group = remoteCommand(program.command('agents'))
-    .description('list enrolled agents: labels, whether they are online, and their configurations')
-    .action(async () => {
+  const group = targetOptions(remoteCommand(program.command('agents')), { all: false })
+    .description('list enrolled agents: labels, whether they are online, and their configurations; with a target flag, only the agents it picks')
+    .action(async (options: TargetOptions) => {
+      const target = targetFrom(options, false);
+      const query = target === undefined ? undefined : { ...(target.hosts ? { hosts: target.hosts.join(',') } : {}), group: target.group, selector: target.selector };
       await withApi(group, context, async (api, globals) => {
-        const { agents } = await api.call<{ agents: AgentView[] }>('GET', '/v1/agents');
+        const { agents } = await api.call<{ agents: AgentView[] }>('GET', '/v1/agents', query ? { query } : {});
         if (globals.json) return printJson(context.stdout, { agents });
         const rows = agents.map((a) => [a.name, labelsText(a.labels), onlineText(a), a.configurations.map(configText).join(', ') || '-']);
         context.stdout.write(table(['NAME', 'LABELS', 'ONLINE', 'CONFIGS'], rows));
       });
     });
-  examples(group, ['strata agents', 'strata agents --json']);
+  examples(group, ['strata agents', 'strata agents --json', "strata agents --selector 'role=web,region!=eu'", 'strata agents --group web']);
 
   const show = remoteCommand(group.command('show'))
     .description("one agent: labels, inventory, configurations, and its last hook output")

@@ -15,6 +15,9 @@ import { registerAudit } from './audit.ts';
 import { registerAgents } from './agents.ts';
 import { registerStatus } from './status.ts';
 import { registerAssign } from './assign.ts';
+import { registerOrderVerbs } from './order-verbs.ts';
+import { registerOrders } from './orders.ts';
+import { registerGroup } from './group.ts';
 import { registerAgent } from './agent.ts';
 import { registerQuickstart } from './quickstart.ts';
 
@@ -40,6 +43,9 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerAgents(program, context);
   registerStatus(program, context);
   registerAssign(program, context);
+  registerOrderVerbs(program, context);
+  registerOrders(program, context);
+  registerGroup(program, context);
   registerAudit(program, context);
   registerAgent(program, context);
   registerQuickstart(program, context);

@@ -3,22 +3,7 @@ import type { Command } from 'commander';
 import { ServerConfigSchema } from '../../server/config.ts';
 import { UsageError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
-
-/**
- * A small young generation: uploads stream through many short-lived buffers (TLS records,
- * gunzip output), and with V8's default semi-spaces that garbage alone pushes a server past
- * 200 MB RSS. With 1 MiB semi-spaces it stays near its idle size at no measured cost in
- * throughput (docs/benchmarks.md). V8 reads the flag only at start-up, so the process replaces
- * itself (same pid, nothing left behind) when it was started without it.
- */
-const SERVER_HEAP_FLAG = '--max-semi-space-size=1';
-
-function reexecWithServerHeapFlags(): void {
-  if (process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size')) || typeof process.execve !== 'function') return;
-  // Only when this process was started as `strata server`, never under a caller that runs the CLI in-process.
-  if (!process.argv.slice(2).includes('server')) return;
-  process.execve(process.execPath, [process.execPath, SERVER_HEAP_FLAG, ...process.execArgv, ...process.argv.slice(1)], process.env);
-}
+import { reexecWithSmallYoungGeneration } from '../../lib/heap-flags.ts';
 
 /** Registers `server`. */
 export function registerServer(program: Command, context: CliContext): void {
@@ -36,7 +21,7 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--upload-grace <duration>', 'how long an unreferenced upload is kept before it is collected', '30m')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, unknown>) => {
-      reexecWithServerHeapFlags();
+      reexecWithSmallYoungGeneration('server');
       const parsed = ServerConfigSchema.safeParse({ ...options, tlsSan: options['tlsSan'] ?? [] });
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;

@@ -47,6 +47,43 @@ function safeComponents(entry: string, path: string, what: string): string[] {
   return parts;
 }
 
+/** What a resolver finds at a path: a symlink and its target, something else, or nothing at all. */
+export type PathLookup = { symlink: string } | 'other' | 'missing';
+
+/**
+ * Resolves symlink `target` from directory `dir` (both relative to a tree's root), true if it
+ * stays inside the tree. Yields each path it reaches and takes back what the caller finds there
+ * (the archive's own symlinks at upload time, the real tree when unpacking), so the same walk
+ * serves a synchronous and an asynchronous caller. Past a missing path nothing more is looked up:
+ * the rest resolves lexically. An absolute target, or a chain longer than the Linux limit, leaves.
+ */
+export function* symlinkResolution(dir: string[], target: string): Generator<string[], boolean, PathLookup> {
+  if (target.startsWith('/')) return false;
+  const stack = [...dir];
+  let pending = components(target);
+  let hops = 0;
+  let lexical = false;
+  while (pending.length > 0) {
+    const part = pending.shift() ?? '';
+    if (part === '..') {
+      if (stack.length === 0) return false;
+      stack.pop();
+      continue;
+    }
+    stack.push(part);
+    if (lexical) continue;
+    const found: PathLookup = yield [...stack];
+    if (found === 'missing') lexical = true;
+    else if (found !== 'other') {
+      hops += 1;
+      if (hops > MAX_SYMLINK_HOPS || found.symlink.startsWith('/')) return false;
+      stack.pop();
+      pending = [...components(found.symlink), ...pending];
+    }
+  }
+  return true;
+}
+
 /**
  * Checks the entries of one archive in order. Holds only counters and the archive's symlinks,
  * so memory stays bounded by `maxEntries`.
@@ -141,25 +178,11 @@ export class EntryChecker {
 
   /** Resolves `target` from directory `dir`, following the archive's symlinks; false if it leaves the tree. */
   #resolvesInside(dir: string[], target: string): boolean {
-    const stack = [...dir];
-    let pending = components(target);
-    let hops = 0;
-    while (pending.length > 0) {
-      const part = pending.shift() ?? '';
-      if (part === '..') {
-        if (stack.length === 0) return false;
-        stack.pop();
-        continue;
-      }
-      stack.push(part);
-      const link = this.#symlinks.get(stack.join('/'));
-      if (link !== undefined) {
-        hops += 1;
-        if (hops > MAX_SYMLINK_HOPS) return false;
-        stack.pop();
-        pending = [...components(link), ...pending];
-      }
+    const steps = symlinkResolution(dir, target);
+    for (let step = steps.next(); ; ) {
+      if (step.done === true) return step.value;
+      const link = this.#symlinks.get(step.value.join('/'));
+      step = steps.next(link === undefined ? 'other' : { symlink: link });
     }
-    return true;
   }
 }

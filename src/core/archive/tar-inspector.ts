@@ -6,6 +6,7 @@
 import { Header, Parser, type ReadEntry } from 'tar';
 import type { ArchiveEntry, EntryChecker, EntryKind } from './entry-rules.ts';
 import { invalidArchive } from './entry-rules.ts';
+import type { StrataError } from '../errors.ts';
 
 /** node-tar type names of entries that unpack to files, directories or links. */
 const KINDS: Record<string, EntryKind> = {
@@ -40,12 +41,33 @@ export function isTarHeader(block: Buffer): boolean {
 }
 
 /** Maps a parsed tar entry to what the safety rules check. */
-function toEntry(entry: ReadEntry): ArchiveEntry {
+export function tarArchiveEntry(entry: ReadEntry): ArchiveEntry {
   const kind = KINDS[entry.type] ?? 'other';
   const result: ArchiveEntry = { path: entry.path, kind, size: kind === 'file' ? entry.size : 0 };
   if (entry.linkpath !== undefined) result.linkTarget = entry.linkpath;
   if (kind === 'other') result.typeName = TYPE_NAMES[entry.type] ?? `unsupported (${entry.type})`;
   return result;
+}
+
+/** The refusal for a metadata header (pax, long name) over the parser's 1 MiB limit, which it reports as an ignored entry. */
+export function tarMetaTooLarge(entry: ReadEntry): StrataError {
+  return invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than 1 MiB`);
+}
+
+/**
+ * node-tar's Parser as every tar reader here uses it: lenient (so it reports rather than throws),
+ * plain tar only, metadata headers capped at 1 MiB, and its warnings about invalid headers or a
+ * cut-short archive, and its errors, handed to `fail` as archive errors.
+ */
+export function createTarParser(fail: (error: StrataError) => void): Parser {
+  const parser = new Parser({ strict: false, zstd: false, brotli: false, maxMetaEntrySize: 1024 * 1024 });
+  parser.on('warn', (code: string, message: string) => {
+    if (code === 'TAR_ENTRY_INVALID') fail(invalidArchive(`invalid tar header: ${message}`));
+    else if (code === 'TAR_BAD_ARCHIVE' && message.startsWith('Truncated')) fail(invalidArchive(TRUNCATED));
+    // 'Unrecognized archive format' is node-tar's word for an empty tar; callers check the first block.
+  });
+  parser.on('error', (error: Error) => fail(invalidArchive(`invalid tar: ${error.message}`, error)));
+  return parser;
 }
 
 /**
@@ -62,17 +84,17 @@ export class TarInspector {
 
   constructor(checker: EntryChecker) {
     this.#checker = checker;
-    this.#parser = new Parser({ strict: false, zstd: false, brotli: false, maxMetaEntrySize: 1024 * 1024 });
+    this.#parser = createTarParser((error) => this.#fail(error));
     this.#parser.on('entry', (entry: ReadEntry) => {
       this.#lastWasNullBlock = false;
       entry.resume();
-      this.#guard(() => this.#checker.check(toEntry(entry)));
+      this.#guard(() => this.#checker.check(tarArchiveEntry(entry)));
     });
     this.#parser.on('ignoredEntry', (entry: ReadEntry) => {
       this.#lastWasNullBlock = false;
       entry.resume();
-      if (entry.meta) this.#fail(invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than 1 MiB`));
-      else this.#guard(() => this.#checker.check(toEntry(entry)));
+      if (entry.meta) this.#fail(tarMetaTooLarge(entry));
+      else this.#guard(() => this.#checker.check(tarArchiveEntry(entry)));
     });
     this.#parser.on('nullBlock', () => {
       this.#lastWasNullBlock = true;
@@ -80,12 +102,6 @@ export class TarInspector {
     this.#parser.on('eof', () => {
       this.#eof = true;
     });
-    this.#parser.on('warn', (code: string, message: string) => {
-      if (code === 'TAR_ENTRY_INVALID') this.#fail(invalidArchive(`invalid tar header: ${message}`));
-      else if (code === 'TAR_BAD_ARCHIVE' && message.startsWith('Truncated')) this.#fail(invalidArchive(TRUNCATED));
-      // 'Unrecognized archive format' is node-tar's word for an empty tar; the first block is checked here.
-    });
-    this.#parser.on('error', (error: Error) => this.#fail(invalidArchive(`invalid tar: ${error.message}`, error)));
   }
 
   /** The first reason the archive is refused, if any yet. */

@@ -11,7 +11,13 @@ import type { DesiredState, StatusReport } from '../../protocol/agent.ts';
 import { buildDesired, parseAssignments, trackedConfigurations, type ParsedAssignment } from '../agents/desired.ts';
 import { Presence } from '../agents/presence.ts';
 import { recordStatus, touchAgent } from '../agents/status.ts';
-import { AgentSession, CLOSE } from './session.ts';
+import { AgentSession, CLOSE, type OrderReply } from './session.ts';
+
+/** Receives the replies to one order, and hears when an agent's channel closes. */
+export interface OrderListener {
+  reply(agent: string, reply: OrderReply): void;
+  closed(agent: string): void;
+}
 
 /** Heartbeat timing of the channel. */
 export interface ChannelTiming {
@@ -33,6 +39,7 @@ export class FleetHub {
   private readonly log: Logger;
   private readonly timing: ChannelTiming;
   private readonly sessions = new Map<string, AgentSession>();
+  private readonly orders = new Map<string, OrderListener>();
   private readonly configurations = new Map<string, Configuration>();
   private assignments: ParsedAssignment[] = [];
   private readonly stop = new AbortController();
@@ -97,6 +104,7 @@ export class FleetHub {
   attach(socket: WebSocket, record: AgentRecord): AgentSession {
     const session = new AgentSession(socket, { name: record.name, labels: record.labels, tracks: record.tracks }, {
       onStatus: (s, report) => this.status(s, report),
+      onOrderReply: (s, reply) => this.orders.get(reply.orderId)?.reply(s.agent, reply),
       onHeard: (s) => this.presence.heartbeat(s.agent, s.id),
       onClose: (s) => this.detach(s),
     }, this.log);
@@ -115,6 +123,7 @@ export class FleetHub {
     this.presence.disconnect(session.agent, session.id);
     if (this.sessions.get(session.agent) !== session) return;
     this.sessions.delete(session.agent);
+    for (const listener of this.orders.values()) listener.closed(session.agent);
     if (!this.stop.signal.aborted) void touchAgent(this.store, session.agent);
     this.log.info({ agent: session.agent, session: session.id }, 'agent channel closed');
   }
@@ -142,6 +151,20 @@ export class FleetHub {
       const tracked = trackedConfigurations(session, this.assignments);
       if (tracked.join('\n') !== session.tracked.join('\n')) this.push(session);
     }
+  }
+
+  /** The open channel of an agent, if it has one on this process. */
+  session(name: string): AgentSession | undefined {
+    const session = this.sessions.get(name);
+    return session?.open ? session : undefined;
+  }
+
+  /** Routes replies to order `id` to `listener` until the returned function is called. */
+  listenOrder(id: string, listener: OrderListener): () => void {
+    this.orders.set(id, listener);
+    return () => {
+      if (this.orders.get(id) === listener) this.orders.delete(id);
+    };
   }
 
   /** Closes an agent's channel at once (it was revoked). */

@@ -1,7 +1,7 @@
 /**
  * One agent's WebSocket on the server: sends versioned envelopes, validates every inbound
  * message (a bad one gets an `error` message, never a crash), answers pings and hands status
- * reports to the hub.
+ * reports and order replies to the hub.
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket, RawData } from 'ws';
@@ -24,9 +24,13 @@ export const CLOSE = {
 // A peer this far behind in reading is better off reconnecting and getting one fresh desired state.
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
+/** An agent's answer to an order: progress or its one result. */
+export type OrderReply = Extract<ChannelMessage, { type: 'order-progress' | 'order-result' }>;
+
 /** What a session needs from its hub. */
 export interface SessionHandlers {
   onStatus(session: AgentSession, report: StatusReport): Promise<void>;
+  onOrderReply(session: AgentSession, reply: OrderReply): void;
   onHeard(session: AgentSession): void;
   onClose(session: AgentSession): void;
 }
@@ -121,8 +125,14 @@ export class AgentSession {
       case 'error':
         this.log.info({ agent: this.agent, code: message.code, message: message.message }, 'agent reported a channel error');
         return;
+      case 'order-progress':
+      case 'order-result':
+        return this.handlers.onOrderReply(this, message);
       case 'desired':
         return this.sendError(message.id, 'BAD_REQUEST', 'only the server sends desired states');
+      case 'order':
+      case 'order-cancel':
+        return this.sendError(message.id, 'BAD_REQUEST', 'only the server sends orders');
     }
   }
 

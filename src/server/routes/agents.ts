@@ -6,8 +6,15 @@ import type { AgentRecord, Configuration, Store } from '../../store/contract.ts'
 import { parseAssignments, trackedConfigurations, type ParsedAssignment } from '../agents/desired.ts';
 import { agentDetail, agentSummary, AgentDetailSchema, AgentSummarySchema } from '../agents/views.ts';
 import { principalOf, type App, type RouteContext } from '../build-app.ts';
+import { resolveTarget } from '../orders/targets.ts';
 
 const AgentParams = z.object({ name: Name });
+/** An order target as query parameters (`hosts` comma-separated), to show what it picks. */
+const AgentsQuery = z.object({
+  hosts: z.string().max(1_000_000).optional(),
+  group: z.string().min(1).max(128).optional(),
+  selector: z.string().max(4096).optional(),
+});
 
 /** What the fleet views are computed from, read once per request. */
 export interface FleetSnapshot {
@@ -26,9 +33,19 @@ export async function fleetSnapshot(store: Store): Promise<FleetSnapshot> {
 export function registerAgentRoutes(app: App, { store, registry, hub }: RouteContext): void {
   app.get('/v1/agents', {
     config: { access: 'viewer' },
-    schema: { summary: 'Enrolled agents with their labels, presence and configurations', response: { 200: z.object({ agents: z.array(AgentSummarySchema) }) } },
-  }, async () => {
+    schema: {
+      summary: 'Enrolled agents with their labels, presence and configurations',
+      description: 'With one of `hosts` (comma-separated), `group` or `selector`: only the agents that target picks for an order (never revoked ones).',
+      querystring: AgentsQuery, response: { 200: z.object({ agents: z.array(AgentSummarySchema) }) },
+    },
+  }, async (request) => {
+    const query = request.query as z.infer<typeof AgentsQuery>;
     const fleet = await fleetSnapshot(store);
+    if (query.hosts !== undefined || query.group !== undefined || query.selector !== undefined) {
+      const hosts = query.hosts === undefined ? undefined : query.hosts.split(',').map((h) => h.trim()).filter((h) => h !== '');
+      const picked = new Set((await resolveTarget(store, { ...(hosts ? { hosts } : {}), ...(query.group === undefined ? {} : { group: query.group }), ...(query.selector === undefined ? {} : { selector: query.selector }) })).hosts);
+      fleet.agents = fleet.agents.filter((agent) => picked.has(agent.name));
+    }
     return { agents: fleet.agents.map((agent) => agentSummary(agent, trackedConfigurations(agent, fleet.assignments), fleet.configurations, hub.presence.get(agent.name))) };
   });
 

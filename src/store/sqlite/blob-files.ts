@@ -1,9 +1,8 @@
 /**
- * Where blob bytes live on disk and the small file-system steps that make writing them
- * crash-safe: content-addressed paths, directory fsync, and mapping a full disk to a Strata error.
+ * Where blob bytes live on disk (content-addressed paths) and how file-system errors map to
+ * Strata errors (a full disk becomes INSUFFICIENT_STORAGE).
  */
 import { randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError } from '../../core/errors.ts';
 
@@ -31,16 +30,6 @@ export function blobPath(dirs: BlobDirs, sha256: string): string {
 /** A fresh, unguessable path for staging an upload; the `.part` suffix is what sweep looks for. */
 export function newUploadPath(dirs: BlobDirs): string {
   return join(dirs.uploads, `${randomBytes(16).toString('hex')}.part`);
-}
-
-/** Flushes a directory's entries, so a rename into it survives a power loss. */
-export async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** The errno-style code of a Node error, if any. */

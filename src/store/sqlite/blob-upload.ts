@@ -9,8 +9,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../../core/errors.ts';
+import { syncDirectory } from '../../lib/atomic-file.ts';
 import type { BlobInfo, PutBlobOptions, StagedBlob } from '../contract.ts';
-import { blobPath, blobShardDir, errorCode, fsyncDir, newUploadPath, storageError } from './blob-files.ts';
+import { blobPath, blobShardDir, errorCode, newUploadPath, storageError } from './blob-files.ts';
 import { findBlobRow } from './blob-rows.ts';
 import type { SqliteContext } from './context.ts';
 import { inTransaction } from './database.ts';
@@ -111,8 +112,8 @@ async function commit(ctx: SqliteContext, partPath: string, sha256: string, size
   const created = await mkdir(shardDir, { recursive: true, mode: 0o700 });
   // A file left by a crash between rename and insert holds the same bytes; replacing it is safe.
   await rename(partPath, blobPath(ctx.dirs, sha256));
-  await fsyncDir(shardDir);
-  if (created !== undefined) await fsyncDir(ctx.dirs.blobs);
+  await syncDirectory(shardDir);
+  if (created !== undefined) await syncDirectory(ctx.dirs.blobs);
   const at = nowIso();
   return inTransaction(ctx.database, () => {
     ctx.database

@@ -5,7 +5,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -106,6 +106,22 @@ CREATE TABLE IF NOT EXISTS assignments (
 ) STRICT;
 `;
 
+// Version 3: host groups and fleet orders (the newest ORDER_RETENTION kept, pruned by seq).
+const SCHEMA_V3 = `
+CREATE TABLE IF NOT EXISTS groups (
+  name TEXT PRIMARY KEY,
+  record TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS orders (
+  -- creation order, for "newest first" and pruning, even within one millisecond.
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  record TEXT NOT NULL,
+  results TEXT
+) STRICT;
+`;
+
 /** Creates the tables if missing and refuses a database written by a newer Strata. */
 export function applySchema(db: DatabaseSync): void {
   db.exec('BEGIN IMMEDIATE');
@@ -118,6 +134,7 @@ export function applySchema(db: DatabaseSync): void {
     }
     db.exec(SCHEMA_V1);
     db.exec(SCHEMA_V2);
+    db.exec(SCHEMA_V3);
     if (current < SCHEMA_VERSION) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
     db.exec('COMMIT');
   } catch (error) {

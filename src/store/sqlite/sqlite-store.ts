@@ -26,6 +26,8 @@ import {
 } from './configurations.ts';
 import type { ConfigurationEmitterEvents, SqliteContext } from './context.ts';
 import { openDatabase } from './database.ts';
+import { deleteGroup, getGroup, listGroups, putGroup } from './groups.ts';
+import { createOrder, finishOrder, getOrder, listOrders } from './orders.ts';
 import { getState, putStateIfAbsent } from './server-state.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, findVersion, listComponents, listVersions } from './versions.ts';
@@ -85,6 +87,14 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
     putAssignment: (input) => run((c) => putAssignment(c.database, input)),
     deleteAssignment: (configuration, selector) => run((c) => deleteAssignment(c.database, configuration, selector)),
     listAssignments: () => run((c) => listAssignments(c.database)),
+    putGroup: (input) => run((c) => putGroup(c.database, input)),
+    getGroup: (name) => run((c) => getGroup(c.database, name)),
+    listGroups: () => run((c) => listGroups(c.database)),
+    deleteGroup: (name) => run((c) => deleteGroup(c.database, name)),
+    createOrder: (input, orderOptions) => run((c) => createOrder(c.database, input, orderOptions)),
+    finishOrder: (id, outcome) => run((c) => finishOrder(c.database, id, outcome)),
+    getOrder: (id) => run((c) => getOrder(c.database, id)),
+    listOrders: (listOptions) => run((c) => listOrders(c.database, listOptions)),
     appendAudit: (entry) => run((c) => appendAudit(c.database, entry)),
     listAudit: (auditOptions) => run((c) => listAudit(c.database, auditOptions)),
     getState: (key) => run((c) => getState(c.database, key)),

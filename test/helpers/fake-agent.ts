@@ -1,17 +1,10 @@
 /** Shared by the agent-server tests: an in-test agent with its own Ed25519 key, join tokens, and configurations to track. */
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { generateApiToken, generateJoinToken } from '../src/core/tokens.ts';
-import { agentSigningInput } from '../src/protocol/agent.ts';
-import { buildApp } from '../src/server/build-app.ts';
-import type { ChannelTiming } from '../src/server/channel/hub.ts';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import { createLogger } from '../src/lib/logger.ts';
-import type { TestApp } from './helpers/app.ts';
-import { tempDir } from './helpers/temp-dir.ts';
-
-/** The CA fingerprint the test app embeds in join tokens. */
-export const TEST_CA = 'a'.repeat(64);
+import { generateJoinToken } from '../../src/core/tokens.ts';
+import { agentSigningInput } from '../../src/protocol/agent.ts';
+import type { ChannelTiming } from '../../src/server/channel/hub.ts';
+import { TEST_CA, testApp, type TestApp } from './app.ts';
 
 /** An agent identity the test drives by hand. */
 export interface FakeAgent {
@@ -79,24 +72,7 @@ export async function configure(env: TestApp, name: string, layers: [string, str
   return response.json();
 }
 
-/** Like testApp, with the channel's heartbeat timing shortened; closed after the test. */
+/** Like testApp with small limits, and the channel's heartbeat timing shortened; closed after the test. */
 export async function channelApp(t: { after: (fn: () => Promise<void>) => void }, channel: ChannelTiming): Promise<TestApp> {
-  const store = await openSqliteStore({ dir: await tempDir(t) });
-  const app = await buildApp({
-    store, logger: createLogger({ level: 'silent' }), version: 'test', caFingerprint: TEST_CA, channel,
-    limits: { maxUploadBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024, archive: { maxEntries: 100, maxUnpackedBytes: 1024 * 1024 } },
-  });
-  t.after(async () => {
-    await app.close();
-    await store.close();
-  });
-  const auth = {} as TestApp['auth'];
-  const tokenIds = {} as TestApp['tokenIds'];
-  for (const role of ['admin', 'deployer', 'viewer'] as const) {
-    const token = generateApiToken();
-    await store.createToken({ id: token.id, kind: 'api', role, name: role, secretHash: token.secretHash, createdAt: new Date().toISOString(), createdBy: 'test' });
-    auth[role] = { authorization: `Bearer ${token.text}` };
-    tokenIds[role] = token.id;
-  }
-  return { app, store, auth, tokenIds };
+  return testApp(t, { maxUploadBytes: 1024 * 1024, maxEntries: 100, maxUnpackedBytes: 1024 * 1024 }, channel);
 }
