@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { createHttpClient, fetchPinnedCertificate } from '../lib/http-client.ts';
 import { parseToken } from '../core/tokens.ts';
 import { StrataError } from '../core/errors.ts';
+import { isErrorCode } from '../protocol/error-codes.ts';
 import { EnrollResponseSchema, type Inventory } from '../protocol/agent.ts';
 import { STRATA_VERSION } from '../lib/version.ts';
 
@@ -64,7 +65,7 @@ export async function enroll(dir: string, input: { server: string; joinToken: st
       json: { name: input.name, publicKey, labels: input.labels, tracks: input.tracks, inventory: input.inventory },
     });
     const body = await response.json<{ code?: string; message?: string }>();
-    if (response.status >= 400) throw new StrataError(body.code === 'AGENT_EXISTS' ? 'AGENT_EXISTS' as never : 'UNAUTHENTICATED', `enrollment refused: ${body.message ?? response.status}`);
+    if (response.status >= 400) throw new StrataError(isErrorCode(body.code) ? body.code : 'UNAUTHENTICATED', `enrollment refused: ${body.message ?? response.status}`);
     const enrolled = EnrollResponseSchema.parse(body);
     const identity: Identity = { name: enrolled.name, server: input.server, caPem, caFingerprint: token.caFingerprint, publicKey, privateKey, enrolledAt: enrolled.enrolledAt };
     await writeFileAtomic(identityFile(dir), `${JSON.stringify(identity, null, 2)}\n`, 0o600);

@@ -7,14 +7,8 @@
  * code and `output` saying what went wrong, because the agent treats both the same way (report
  * `failed`, keep the old release, retry with backoff).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { OutputTail } from './output-tail.ts';
-
-/** How long to wait for the process to die after SIGKILL before giving up on it. */
-const KILL_SETTLE_MS = 250;
-
-/** How long to keep reading output after the hook exits, for bytes still in the pipes. */
-const OUTPUT_SETTLE_MS = 200;
+import { runProcess } from '../run-process.ts';
 
 /** Input of `runHook`. */
 export interface RunHookOptions {
@@ -49,8 +43,8 @@ export interface HookResult {
 }
 
 /** The one-line explanation of a failed start, by errno code. */
-function spawnMessage(hook: string, error: NodeJS.ErrnoException): string {
-  switch (error.code) {
+function spawnMessage(hook: string, code: string): string {
+  switch (code) {
     case 'ENOENT':
       return `hook ${hook} is missing (ENOENT), or its working directory is`;
     case 'EACCES':
@@ -58,94 +52,27 @@ function spawnMessage(hook: string, error: NodeJS.ErrnoException): string {
     case 'ENOEXEC':
       return `hook ${hook} is not a program the system can run (ENOEXEC; a script needs a #! line)`;
     default:
-      return `hook ${hook} could not be started (${error.code ?? 'error'}: ${error.message})`;
-  }
-}
-
-/** Sends `signal` to the hook's whole process group; a group that is already gone is fine. */
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      return `hook ${hook} could not be started (${code})`;
   }
 }
 
 /** Runs the hook to completion (or timeout) and describes how it ended. */
-export function runHook(options: RunHookOptions): Promise<HookResult> {
+export async function runHook(options: RunHookOptions): Promise<HookResult> {
   const { hook, cwd, env, timeoutMs, killGraceMs = 5000, maxOutputBytes = 64 * 1024, signal } = options;
-  const started = performance.now();
+  // The report wants one tail with stdout and stderr interleaved as they arrived.
   const tail = new OutputTail(maxOutputBytes);
-  return new Promise<HookResult>((resolve) => {
-    let timedOut = false;
-    let aborted = false;
-    let settled = false;
-    let exited = false;
-    const timers: NodeJS.Timeout[] = [];
-    let child: ChildProcess;
-
-    const finish = (outcome: { exitCode: number | null; signal: string | null; output?: string; spawnError?: string }): void => {
-      if (settled) return;
-      settled = true;
-      for (const timer of timers) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      const result: HookResult = {
-        exitCode: outcome.exitCode,
-        signal: outcome.signal,
-        timedOut,
-        aborted,
-        output: outcome.output ?? tail.text(),
-        outputDropped: tail.dropped,
-        durationMs: Math.round(performance.now() - started),
-      };
-      if (outcome.spawnError !== undefined) result.spawnError = outcome.spawnError;
-      resolve(result);
-    };
-
-    const terminate = (): void => {
-      killGroup(child, 'SIGTERM');
-      timers.push(
-        setTimeout(() => {
-          killGroup(child, 'SIGKILL');
-          // A process stuck in the kernel may never exit; the deploy must not hang on it.
-          timers.push(setTimeout(() => finish({ exitCode: null, signal: 'SIGKILL' }), KILL_SETTLE_MS));
-        }, killGraceMs),
-      );
-    };
-    const onAbort = (): void => {
-      if (settled || exited || aborted || timedOut) return;
-      aborted = true;
-      terminate();
-    };
-
-    child = spawn(hook, [], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (chunk: Buffer) => tail.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => tail.push(chunk));
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      // After a successful start, 'error' only reports a failed kill; the exit still comes.
-      if (child.pid === undefined) finish({ exitCode: null, signal: null, output: spawnMessage(hook, error), spawnError: error.code ?? 'error' });
-    });
-    child.on('exit', (exitCode, exitSignal) => {
-      exited = true;
-      // Stragglers of a stopped hook die with it; a hook that exits normally may leave daemons behind.
-      if (timedOut || aborted) killGroup(child, 'SIGKILL');
-      const outcome = { exitCode, signal: exitSignal };
-      // Output still in the pipes arrives before 'close'; a background child holding them open is not waited for.
-      child.once('close', () => finish(outcome));
-      timers.push(setTimeout(() => finish(outcome), OUTPUT_SETTLE_MS));
-    });
-    if (child.pid === undefined) return; // the 'error' event follows
-    timers.push(
-      setTimeout(() => {
-        if (exited) return;
-        timedOut = true;
-        terminate();
-      }, timeoutMs),
-    );
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
+  const result = await runProcess({
+    argv: [hook], cwd, env, timeoutMs, killGraceMs, maxOutputBytes: 1024,
+    ...(signal ? { signal } : {}),
+    onStdout: (chunk) => tail.push(chunk),
+    onStderr: (chunk) => tail.push(chunk),
   });
+  const hookResult: HookResult = {
+    exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut, aborted: result.aborted,
+    output: result.spawnError ? spawnMessage(hook, result.spawnError) : tail.text(),
+    outputDropped: tail.dropped,
+    durationMs: result.durationMs,
+  };
+  if (result.spawnError !== undefined) hookResult.spawnError = result.spawnError;
+  return hookResult;
 }

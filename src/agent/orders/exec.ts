@@ -7,7 +7,7 @@
 import { INHERITED_VARIABLES } from '../hook/hook-environment.ts';
 import { ORDER_CODES } from '../../protocol/orders.ts';
 import type { ExecEntry } from '../agent-config.ts';
-import { runProcess, type ProcessResult } from './run-process.ts';
+import { runProcess, type ProcessResult } from '../run-process.ts';
 import { abortReason, type OrderContext, type OrderOutcome } from './types.ts';
 
 /** Arguments of an `exec` order. */

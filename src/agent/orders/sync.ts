@@ -7,7 +7,7 @@
 import { ORDER_CODES } from '../../protocol/orders.ts';
 import type { SyncGroup } from '../agent-config.ts';
 import { commandEnvironment } from './exec.ts';
-import { runProcess, type ProcessResult } from './run-process.ts';
+import { runProcess, type ProcessResult } from '../run-process.ts';
 import { checkDestination } from './sync-paths.ts';
 import { LineSplitter, PlanBuilder, parseProgress, parseStats } from './sync-output.ts';
 import type { RunningSync } from './sync-registry.ts';

@@ -1,10 +1,10 @@
 /**
- * Runs one order's program: argv with no shell, in its own process group so a timeout or a kill
- * stops everything it started, with stdout and stderr kept apart and each bounded to its tail.
- * Like the hook runner, every outcome is a result, never a throw.
+ * Runs a program for the agent — an order's command or the deploy hook: argv with no shell, in
+ * its own process group so a timeout or a kill stops everything it started, with stdout and
+ * stderr kept apart and each bounded to its tail. Every outcome is a result, never a throw.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { OutputTail } from '../hook/output-tail.ts';
+import { OutputTail } from './hook/output-tail.ts';
 
 /** How long to wait after SIGKILL before reporting anyway (a process stuck in the kernel). */
 const KILL_SETTLE_MS = 250;
@@ -24,6 +24,8 @@ export interface RunProcessOptions {
   signal?: AbortSignal;
   /** Sees stdout as it arrives (progress parsing). */
   onStdout?: (chunk: Buffer) => void;
+  /** Sees stderr as it arrives. */
+  onStderr?: (chunk: Buffer) => void;
 }
 
 /** How the process ended. */
@@ -98,7 +100,10 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
       out.push(chunk);
       options.onStdout?.(chunk);
     });
-    child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err.push(chunk);
+      options.onStderr?.(chunk);
+    });
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (child.pid === undefined) finish(null, null, error);
     });
