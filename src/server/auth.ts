@@ -50,7 +50,7 @@ export class AuthThrottle {
     const entry = this.failures.get(address);
     if (entry && entry.blockedUntil > now) {
       const retryAfter = Math.ceil((entry.blockedUntil - now) / 1000);
-      throw new StrataError('TOO_MANY_AUTH_FAILURES', `too many failed authentications from ${address}; retry in ${retryAfter}s`, { details: { retryAfterSeconds: retryAfter } });
+      throw new StrataError('TOO_MANY_AUTH_FAILURES', `too many failed authentications from ${address.split('|')[0]} for this identity; retry in ${retryAfter}s`, { details: { retryAfterSeconds: retryAfter } });
     }
   }
 
@@ -91,6 +91,19 @@ export async function authenticate(store: Store, request: FastifyRequest, now = 
 }
 
 /**
+ * What failures are counted against: the address together with the identity the request claims
+ * (a token id, a join token id, an agent name). A whole fleet behind one NAT address must not be
+ * locked out because one of its agents keeps presenting a bad signature; and since every secret
+ * is 24 random bytes, counting per claimed identity still stops guessing.
+ */
+export function throttleKey(address: string, authorization: string | undefined): string {
+  const claimed = /^Bearer\s+(?:strata_|SJ1\.[0-9a-f]{64}\.)([0-9a-f]{12})_/i.exec(authorization ?? '')?.[1]
+    ?? /^StrataAgent\s+([^.\s]{1,128})\./.exec(authorization ?? '')?.[1]
+    ?? '-';
+  return `${address}|${claimed}`;
+}
+
+/**
  * Authenticates a request for its route's access rule (before the body is read): sets
  * `request.principal` for an operator or `request.agent` for an agent, counts failures in the
  * throttle, audits failed writes, and refuses callers the route does not admit.
@@ -102,20 +115,21 @@ export async function authorizeRequest(store: Store, throttle: AuthThrottle, req
   }
   if (access === undefined || access === 'public') return;
   const address = request.ip;
-  throttle.check(address);
   const header = request.headers.authorization;
+  const key = throttleKey(address, header);
+  throttle.check(key);
   const asAgent = access === 'agent' || (alsoAgents === true && isAgentAuthorization(header));
   try {
     if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url);
     else request.principal = await authenticate(store, request);
   } catch (error) {
-    throttle.fail(address);
+    throttle.fail(key);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       await store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: request.routeOptions.url ?? request.url, result: toStrataError(error).code });
     }
     throw error;
   }
-  throttle.succeed(address);
+  throttle.succeed(key);
   if (asAgent || !request.principal) return;
   if (!roleAllows(request.principal.role, access)) {
     throw new StrataError('FORBIDDEN', `role ${request.principal.role} may not do this; it needs ${access}`, { details: { role: request.principal.role, needed: access } });
