@@ -14,7 +14,7 @@ import { isStrataError } from '../core/errors.ts';
 import type { Configuration } from '../store/contract.ts';
 import type { ConfigStatus, Phase } from '../protocol/agent.ts';
 import type { BlobCache } from './fetch/blob-cache.ts';
-import { unpackLayers } from './unpack/index.ts';
+import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, switchCurrent, writeState } from './releases/index.ts';
 import { readHold } from './hold.ts';
@@ -220,17 +220,12 @@ export class ConfigWorker {
   private async deploy(desired: Configuration, signal: AbortSignal): Promise<void> {
     const { cache, limits } = this.settings;
     this.setPhase('downloading');
-    const paths = await cache.ensure(desired.layers.map((layer) => ({ sha256: layer.blob, size: layer.size })), { signal });
-    signal.throwIfAborted();
-
-    this.setPhase('unpacking');
     const release = await prepareRelease(this.confDir, desired.id);
     // A release directory named by this id is complete (it only gets the name once whole): reuse it.
-    if (!(await exists(release.finalDir))) {
-      await unpackLayers({
-        layers: desired.layers.map((layer) => ({ name: layer.component, path: paths.get(layer.blob)! })),
-        target: release.tempDir, limits, signal,
-      });
+    if (await exists(release.finalDir)) {
+      await cache.ensure(desired.layers.map((layer) => ({ sha256: layer.blob, size: layer.size })), { signal });
+    } else {
+      await fetchAndUnpack({ cache, layers: desired.layers, target: release.tempDir, limits, signal, onDownloaded: () => this.setPhase('unpacking') });
       await commitRelease(release.tempDir, release.finalDir);
     }
     signal.throwIfAborted();

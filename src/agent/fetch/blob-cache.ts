@@ -10,6 +10,7 @@ import { StrataError } from '../../core/errors.ts';
 import { isSha256 } from '../../protocol/names.ts';
 import type { BlobSource } from './blob-source.ts';
 import { downloadBlob } from './download.ts';
+import type { ByteTap } from './byte-tap.ts';
 import { fileFingerprint, hashFile } from './file-hash.ts';
 import { Limiter } from './limiter.ts';
 
@@ -35,6 +36,11 @@ export interface EnsureOptions {
   signal?: AbortSignal;
   /** Bytes of that blob present so far (resumed bytes included; its size on a cache hit). */
   onProgress?: (sha256: string, bytes: number) => void;
+  /**
+   * Taps on blobs this call downloads (see byte-tap.ts). A tap is used only when this call starts
+   * the blob's download; otherwise (cached, or already being fetched) it is abandoned.
+   */
+  taps?: ReadonlyMap<string, ByteTap>;
 }
 
 /** One blob being obtained, shared by every caller that wants it meanwhile. */
@@ -87,12 +93,13 @@ export class BlobCache {
     await Promise.allSettled([...wanted].map(async ([sha256, size]) => {
       try {
         const onProgress = options.onProgress === undefined ? undefined : (bytes: number) => options.onProgress?.(sha256, bytes);
-        paths.set(sha256, await this.#obtain(sha256, size, signal, onProgress));
+        paths.set(sha256, await this.#obtain(sha256, size, signal, onProgress, options.taps?.get(sha256)));
       } catch (error) {
         failure ??= { error };
         stop.abort();
       }
     }));
+    for (const tap of options.taps?.values() ?? []) tap.abandon('the blob was not downloaded by this call');
     if (options.signal?.aborted) throw options.signal.reason;
     if (failure !== undefined) throw failure.error;
     return paths;
@@ -127,8 +134,9 @@ export class BlobCache {
   }
 
   /** Joins the flight for `sha256`, starting one when there is none (or only one being abandoned). */
-  #obtain(sha256: string, size: number, signal: AbortSignal, onProgress?: (bytes: number) => void): Promise<string> {
+  #obtain(sha256: string, size: number, signal: AbortSignal, onProgress?: (bytes: number) => void, tap?: ByteTap): Promise<string> {
     let flight = this.#flights.get(sha256);
+    if (flight !== undefined && !flight.controller.signal.aborted) tap?.abandon('the blob is already being downloaded');
     if (flight === undefined || flight.controller.signal.aborted) {
       // An abandoned flight may still be closing its .part; the next one starts after it.
       const previous = flight?.promise.catch(() => undefined) ?? Promise.resolve(undefined);
@@ -139,7 +147,7 @@ export class BlobCache {
         controller,
         listeners,
         waiters: 0,
-        promise: previous.then(() => this.#limiter.run(() => this.#fetch(sha256, size, controller.signal, report))),
+        promise: previous.then(() => this.#limiter.run(() => this.#fetch(sha256, size, controller.signal, report, tap))),
       };
       created.promise.catch(() => undefined).finally(() => {
         if (this.#flights.get(sha256) === created) this.#flights.delete(sha256);
@@ -151,10 +159,11 @@ export class BlobCache {
   }
 
   /** Returns the cached blob after verifying it, or downloads it. */
-  async #fetch(sha256: string, size: number, signal: AbortSignal, onProgress: (bytes: number) => void): Promise<string> {
+  async #fetch(sha256: string, size: number, signal: AbortSignal, onProgress: (bytes: number) => void, tap?: ByteTap): Promise<string> {
     signal.throwIfAborted();
     const cached = await this.verified(sha256);
     if (cached !== undefined) {
+      tap?.abandon('the blob is cached');
       onProgress(size);
       return cached;
     }
@@ -168,6 +177,7 @@ export class BlobCache {
       idleTimeoutMs: this.#idleTimeoutMs,
       signal,
       onProgress,
+      ...(tap ? { tap } : {}),
     });
     const print = await fileFingerprint(file);
     if (print !== undefined) this.#verified.set(sha256, print);

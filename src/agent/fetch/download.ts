@@ -15,6 +15,7 @@ import { fullJitter, sleep } from '../../lib/backoff.ts';
 import { ClientError, isClientError } from '../../lib/http-client.ts';
 import type { BlobResponse, BlobSource } from './blob-source.ts';
 import { hashFileInto } from './file-hash.ts';
+import type { ByteTap } from './byte-tap.ts';
 import { isTransientStatus, planBody, statusError } from './response-check.ts';
 
 /** Everything one download needs; the cache fills it from its own options. */
@@ -30,6 +31,8 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Bytes of the blob on disk so far, resumed bytes included. */
   onProgress?: (bytes: number) => void;
+  /** Also hands the bytes to an unpacker as they arrive (see byte-tap.ts). */
+  tap?: ByteTap;
 }
 
 /** A failure worth another attempt; `progressed` when the attempt added bytes to the .part. */
@@ -51,6 +54,16 @@ const MAX_BACKOFF_MS = 30_000;
 
 /** Downloads, verifies and installs one blob; resolves with its final path. */
 export async function downloadBlob(options: DownloadOptions): Promise<string> {
+  try {
+    const file = await downloadVerified(options);
+    options.tap?.complete();
+    return file;
+  } finally {
+    options.tap?.abandon('the download did not complete');
+  }
+}
+
+async function downloadVerified(options: DownloadOptions): Promise<string> {
   const { dir, sha256, signal } = options;
   const part = path.join(dir, `${sha256}.part`);
   const final = path.join(dir, sha256);
@@ -69,6 +82,8 @@ export async function downloadBlob(options: DownloadOptions): Promise<string> {
         return final;
       }
       await rm(part, { force: true });
+      // Whatever the tap passed on came from a bad download.
+      options.tap?.abandon('the download was corrupt and starts over');
       corruptions += 1;
       if (corruptions > options.maxRetries) {
         throw new StrataError('BLOB_CORRUPT', `blob ${sha256} never arrived intact in ${corruptions} attempts (${outcome.corrupt}); nothing was kept`, {
@@ -118,6 +133,7 @@ async function attempt(options: DownloadOptions, part: string): Promise<Outcome>
   }
   if (plan.kind === 'whole' && start > 0) {
     // The server ignored the Range header: start over rather than append the blob to itself.
+    options.tap?.abandon('the server restarted the blob from zero');
     start = 0;
     hash = createHash('sha256');
   }
@@ -158,10 +174,12 @@ async function writeBody(options: DownloadOptions, response: BlobResponse, part:
         overrun = true;
         return callback(new Error('overrun'));
       }
+      const offset = start + received;
       received += chunk.byteLength;
       hash.update(chunk);
       options.onProgress?.(start + received);
-      callback(null, chunk);
+      if (options.tap === undefined) return callback(null, chunk);
+      options.tap.offer(chunk, offset).then(() => callback(null, chunk), callback);
     },
   });
   const file = createWriteStream(part, { flags: start > 0 ? 'a' : 'w' });

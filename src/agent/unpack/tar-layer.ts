@@ -6,6 +6,7 @@
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { ReadEntry } from 'tar';
@@ -31,7 +32,7 @@ function gzipError(error: NodeJS.ErrnoException): Error {
 }
 
 /** Streams the entries of the tar (gzipped when `gzip`) at `file` into `sink`, in archive order. */
-export async function readTarLayer(file: string, gzip: boolean, sink: EntrySink, signal?: AbortSignal): Promise<void> {
+export async function readTarLayer(file: string | Readable, gzip: boolean, sink: EntrySink, signal?: AbortSignal): Promise<void> {
   let failure: unknown;
   let onFailure = (): void => undefined;
   const failed = new Promise<void>((resolve) => {
@@ -98,7 +99,7 @@ export async function readTarLayer(file: string, gzip: boolean, sink: EntrySink,
   };
 
   try {
-    const source = createReadStream(file, { highWaterMark: 64 * 1024 });
+    const source = typeof file === 'string' ? createReadStream(file, { highWaterMark: 64 * 1024 }) : file;
     if (gzip) await pipeline(source, createGunzip({ chunkSize: 64 * 1024 }), drain, { signal });
     else await pipeline(source, drain, { signal });
   } catch (error) {

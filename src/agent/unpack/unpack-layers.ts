@@ -5,6 +5,7 @@
  * symlink an earlier layer made). Limits count across all layers. Any failure removes the tree.
  */
 import { mkdir, open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { EntryChecker, invalidArchive, unsafeEntry } from '../../core/archive/entry-rules.ts';
 import { isTarHeader } from '../../core/archive/tar-inspector.ts';
 import { StrataError } from '../../core/errors.ts';
@@ -14,11 +15,11 @@ import { readTarLayer } from './tar-layer.ts';
 import { TreeWriter } from './tree-writer.ts';
 import { readZipLayer } from './zip-layer.ts';
 
-/** One layer to unpack: its name (for errors) and the local, already verified archive file. */
-export interface UnpackLayer {
-  name: string;
-  path: string;
-}
+/**
+ * One layer to unpack: its name (for errors) and either the local, already verified archive
+ * file, or a stream of its bytes as they download (tar and tar.gz only; see fetch/byte-tap.ts).
+ */
+export type UnpackLayer = { name: string; path: string } | { name: string; stream: Readable };
 
 /** Limits across all layers: entries of any kind, and declared bytes of regular files. */
 export interface UnpackLimits {
@@ -42,6 +43,11 @@ export interface UnpackResult {
 }
 
 /** Marker basename that empties a directory of lower layers' content (OCI opaque whiteout). */
+/** A layer given as a stream that can only be unpacked from a file; the caller uses the file. */
+export class StreamNotSupported extends Error {
+  override readonly name = 'StreamNotSupported';
+}
+
 const OPAQUE = '.wh..wh..opq';
 const WHITEOUT = '.wh.';
 
@@ -54,15 +60,57 @@ async function sniff(file: string): Promise<'gzip' | 'zip' | 'tar'> {
   try {
     const head = Buffer.alloc(512);
     const { bytesRead } = await handle.read(head, 0, 512, 0);
-    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-    const magic = head.subarray(0, 4).toString('latin1');
-    if (bytesRead >= 4 && (magic === 'PK\x03\x04' || magic === 'PK\x05\x06')) return 'zip';
-    if (bytesRead === 512 && isTarHeader(head)) return 'tar';
-    const what = bytesRead === 0 ? 'the file is empty' : 'no gzip, zip or tar signature at its start';
-    throw invalidArchive(`not an archive: ${what} (expected a tar.gz, a tar or a zip)`);
+    return classify(head, bytesRead);
   } finally {
     await handle.close();
   }
+}
+
+/** Reads the first bytes of a stream, names its format, and returns a stream of all its bytes again. */
+async function sniffStream(stream: Readable): Promise<{ format: 'gzip' | 'zip' | 'tar'; stream: Readable }> {
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length < 512) {
+    const next = await iterator.next();
+    if (next.done) break;
+    chunks.push(next.value);
+    length += next.value.length;
+  }
+  const head = Buffer.concat(chunks);
+  const block = Buffer.alloc(512);
+  head.copy(block, 0, 0, 512);
+  let format: 'gzip' | 'zip' | 'tar';
+  try {
+    format = classify(block, Math.min(head.length, 512));
+  } catch (error) {
+    await iterator.return?.();
+    throw error;
+  }
+  const rest = Readable.from((async function* () {
+    try {
+      if (head.length > 0) yield head;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      // The reader stopped (or finished): release the source too.
+      await iterator.return?.();
+    }
+  })(), { objectMode: false });
+  return { format, stream: rest };
+}
+
+/** The format the first bytes of an archive announce. */
+function classify(head: Buffer, bytesRead: number): 'gzip' | 'zip' | 'tar' {
+  if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  const magic = head.subarray(0, 4).toString('latin1');
+  if (bytesRead >= 4 && (magic === 'PK\x03\x04' || magic === 'PK\x05\x06')) return 'zip';
+  if (bytesRead === 512 && isTarHeader(head)) return 'tar';
+  const what = bytesRead === 0 ? 'the file is empty' : 'no gzip, zip or tar signature at its start';
+  throw invalidArchive(`not an archive: ${what} (expected a tar.gz, a tar or a zip)`);
 }
 
 /** Unpacks `layers` in order into the new directory `target`; on any failure `target` is removed. */
@@ -82,9 +130,19 @@ export async function unpackLayers(options: UnpackOptions): Promise<UnpackResult
         signal?.throwIfAborted();
         return applyEntry(writer, checker, limits, totals, entry, body);
       };
-      const format = await sniff(current.path);
-      if (format === 'zip') await readZipLayer(current.path, sink, signal);
-      else await readTarLayer(current.path, format === 'gzip', sink, signal);
+      if ('stream' in current) {
+        const sniffed = await sniffStream(current.stream);
+        if (sniffed.format === 'zip') {
+          // A zip is read from its central directory at the end: it cannot be unpacked as it streams.
+          sniffed.stream.destroy();
+          throw new StreamNotSupported('a zip layer cannot be unpacked while it downloads');
+        }
+        await readTarLayer(sniffed.stream, sniffed.format === 'gzip', sink, signal);
+      } else {
+        const format = await sniff(current.path);
+        if (format === 'zip') await readZipLayer(current.path, sink, signal);
+        else await readTarLayer(current.path, format === 'gzip', sink, signal);
+      }
       checker.finish();
     }
     layer = '';

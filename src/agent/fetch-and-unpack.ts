@@ -1,0 +1,71 @@
+/**
+ * Gets a configuration's blobs and unpacks its layers into a new release directory. When exactly
+ * one blob has to be downloaded (the usual change: one layer moved to a new version), the layer
+ * is unpacked from the download as it arrives, through a ByteTap, rather than after it: the
+ * download no longer adds to the deploy's time. The release is only kept when the tap's own bytes
+ * hashed to the blob's name; whenever the tap gives up, the layer is unpacked from the verified
+ * cached file as before. Either way the caller commits the release only after this resolves.
+ */
+import type { ResolvedLayer } from '../store/contract.ts';
+import type { BlobCache } from './fetch/blob-cache.ts';
+import { ByteTap } from './fetch/byte-tap.ts';
+import { removeTree, StreamNotSupported, unpackLayers, type UnpackLimits } from './unpack/index.ts';
+
+/** What `fetchAndUnpack` needs. */
+export interface FetchAndUnpackOptions {
+  cache: BlobCache;
+  layers: readonly ResolvedLayer[];
+  /** The release directory to create (it must not exist). */
+  target: string;
+  limits: UnpackLimits;
+  signal: AbortSignal;
+  /** Called once every blob is downloaded and verified (for the phase reported). */
+  onDownloaded: () => void;
+}
+
+/** Downloads what is missing and unpacks every layer in order into `target`. */
+export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<void> {
+  const { cache, layers, target, limits, signal } = options;
+  const blobs = [...new Map(layers.map((layer) => [layer.blob, { sha256: layer.blob, size: layer.size }])).values()];
+  const cached = new Map<string, string>();
+  const missing: string[] = [];
+  for (const blob of blobs) {
+    const file = await cache.verified(blob.sha256);
+    if (file === undefined) missing.push(blob.sha256);
+    else cached.set(blob.sha256, file);
+  }
+  const fromFiles = async (paths: ReadonlyMap<string, string>): Promise<void> => {
+    await unpackLayers({ layers: layers.map((layer) => ({ name: layer.component, path: paths.get(layer.blob)! })), target, limits, signal });
+  };
+  const streamed = missing.length === 1 ? missing[0]! : undefined;
+  if (streamed === undefined || layers.filter((layer) => layer.blob === streamed).length !== 1) {
+    const paths = await cache.ensure(blobs, { signal });
+    options.onDownloaded();
+    return fromFiles(paths);
+  }
+
+  const tap = new ByteTap(streamed);
+  const download = cache.ensure(blobs, { signal, taps: new Map([[streamed, tap]]) }).then((paths) => {
+    options.onDownloaded();
+    return paths;
+  });
+  const unpack = unpackLayers({
+    layers: layers.map((layer) => (layer.blob === streamed ? { name: layer.component, stream: tap.stream } : { name: layer.component, path: cached.get(layer.blob)! })),
+    target, limits, signal,
+  }).then(() => undefined, (error: unknown) => {
+    // Whether the tap had given up before the unpacker stopped decides between falling back and failing.
+    const tapGaveUp = tap.abandoned || error instanceof StreamNotSupported;
+    tap.abandon('the unpacker stopped');
+    return { error, tapGaveUp };
+  });
+  const [downloaded, unpacked] = await Promise.allSettled([download, unpack]);
+  if (downloaded.status === 'rejected') {
+    if (unpacked.status === 'fulfilled' && unpacked.value === undefined) await removeTree(target);
+    throw downloaded.reason;
+  }
+  const outcome = unpacked.status === 'fulfilled' ? unpacked.value : { error: unpacked.reason, tapGaveUp: false };
+  if (outcome === undefined && tap.verified) return;
+  if (outcome !== undefined && !outcome.tapGaveUp) throw outcome.error;
+  if (outcome === undefined) await removeTree(target);
+  await fromFiles(downloaded.value);
+}
