@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { writeZip } from './helpers/zip-writer.ts';
 
 let root: string;
 let server: TestServer;
@@ -132,6 +133,16 @@ describe('agents against a real server', () => {
     await ok(['assign', '--config', 'tools', '--selector', 'role=web,region in (eu,us)']);
     const dir = path.join(root, 'agent-a');
     assert.equal(await waitFor('assigned configuration deployed', () => read(path.join(dir, 'tools', 'current', 'bin', 'tool'))), 'tool');
+    assert.equal(await read(path.join(dir, 'site', 'current', 'index.html')), 'v4');
+  });
+
+  it('deploys a zip layer, which cannot stream, from the cached file', async () => {
+    const zip = path.join(root, 'docs.zip');
+    await writeFile(zip, writeZip([{ name: 'docs/readme.txt', data: Buffer.from('zipped') }]));
+    await ok(['addver', '--name', 'docs', '--version', 'v1', '--file', zip]);
+    await ok(['addconf', '--name', 'site', '--layer', 'code:v4', '--layer', 'conf:v1', '--layer', 'docs:v1', '--force']);
+    const dir = path.join(root, 'agent-a');
+    assert.equal(await waitFor('zip layer deployed', () => read(path.join(dir, 'site', 'current', 'docs', 'readme.txt'))), 'zipped');
     assert.equal(await read(path.join(dir, 'site', 'current', 'index.html')), 'v4');
   });
 
