@@ -3,15 +3,7 @@ import type { Command } from 'commander';
 import { printJson, UsageError, type CliContext } from '../context.ts';
 import { table } from '../table.ts';
 import { examples, remoteCommand, withApi } from './shared.ts';
-
-interface AuditView {
-  seq: number;
-  at: string;
-  actor: string;
-  action: string;
-  target: string;
-  result: string;
-}
+import type { AuditView } from './views.ts';
 
 /** Registers `audit`. */
 export function registerAudit(program: Command, context: CliContext): void {

@@ -1,44 +1,18 @@
-/** The API objects as the CLI reads them (a subset of src/protocol/api.ts, as plain types). */
+/** The API objects as the CLI reads them: the protocol's own schemas, so the two cannot drift. */
+import type { z } from 'zod';
+import type { AuditEntrySchema, ConfigurationSchema, CreatedTokenSchema, ResolvedLayerSchema, TokenSchema, VersionSchema } from '../../protocol/api.ts';
 
 /** A resolved layer of a revision. */
-export interface LayerView {
-  component: string;
-  version: string;
-  blob: string;
-  size: number;
-  createdAt: string;
-}
+export type LayerView = z.infer<typeof ResolvedLayerSchema>;
 
 /** A configuration revision. */
-export interface ConfigurationView {
-  name: string;
-  revision: number;
-  id: string;
-  layers: LayerView[];
-  updatedAt: string;
-  updatedBy: string;
-  note?: string;
-}
+export type ConfigurationView = z.infer<typeof ConfigurationSchema>;
 
 /** A component version. */
-export interface VersionView {
-  component: string;
-  version: string;
-  blob: string;
-  size: number;
-  createdAt: string;
-  createdBy: string;
-}
+export type VersionView = z.infer<typeof VersionSchema>;
 
-/** A token as listed. */
-export interface TokenView {
-  id: string;
-  kind: string;
-  role: string;
-  name: string;
-  createdAt: string;
-  createdBy: string;
-  revokedAt?: string;
-  expiresAt?: string;
-  token?: string;
-}
+/** A token as listed, with its text when just created. */
+export type TokenView = z.infer<typeof TokenSchema> & Partial<Pick<z.infer<typeof CreatedTokenSchema>, 'token'>>;
+
+/** An audit log entry. */
+export type AuditView = z.infer<typeof AuditEntrySchema>;
