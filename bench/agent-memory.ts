@@ -17,6 +17,7 @@ import { readProc, running } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
 import { apiGet, pollUntil, scaledIngestTree, spawnAgent, stopAll, strataJson, type AgentProcess, type RolloutStatus } from './lib/strata.ts';
 import { generateTree } from './lib/tree.ts';
+import { onInterrupt } from './lib/interrupt.ts';
 
 const TARGET_IDLE_RSS = 60 * 1000 * 1000;
 const TARGET_APPLY_RSS = 120 * 1000 * 1000;
@@ -188,12 +189,7 @@ async function main(): Promise<void> {
     })();
     return cleaning;
   };
-  const interrupted = (signal: NodeJS.Signals): void => {
-    console.error(`\ninterrupted by ${signal}; stopping agents and removing ${root}`);
-    void cleanUp().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  onInterrupt(`stopping agents and removing ${root}`, cleanUp);
   try {
     console.log('measuring import costs (3 fresh node processes each) …');
     const imports = measureImports();

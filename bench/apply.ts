@@ -15,6 +15,7 @@ import { running, runTimed } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
 import { caFile, census, scaledIngestTree, strataJson, type TreeCensus } from './lib/strata.ts';
 import { generateTree, INGEST_TREE } from './lib/tree.ts';
+import { onInterrupt } from './lib/interrupt.ts';
 
 const TARGET_RATIO = 1.3;
 const CURL = '/usr/bin/curl';
@@ -85,15 +86,11 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   const root = mkdtempSync(path.join(os.tmpdir(), 'strata-bench-apply-'));
   let server: TestServer | undefined;
-  const interrupted = (signal: NodeJS.Signals): void => {
+  onInterrupt(`removed ${root}`, () => {
     for (const child of running) child.kill('SIGKILL');
     server?.process.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
-    console.error(`\ninterrupted by ${signal}; removed ${root}`);
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  });
   try {
     const source = path.join(root, 'tree');
     mkdirSync(source);

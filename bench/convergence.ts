@@ -15,6 +15,7 @@ import { readProc, running } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
 import { apiGet, availableMemory, pollUntil, spawnAgent, stopAll, strataJson, type AgentProcess, type RolloutStatus } from './lib/strata.ts';
 import { generateTree, type TreeSummary } from './lib/tree.ts';
+import { onInterrupt } from './lib/interrupt.ts';
 
 const CONFIGURATION = 'fleet';
 /** deploy-tools' agents poll every 30 s plus 0–4 s of jitter: a change waits 0–34 s to be seen, 17 s on average. */
@@ -116,12 +117,7 @@ async function main(): Promise<void> {
     })();
     return cleaning;
   };
-  const interrupted = (signal: NodeJS.Signals): void => {
-    console.error(`\ninterrupted by ${signal}; stopping ${agents.length} agents and removing ${root}`);
-    void cleanUp().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  onInterrupt(`stopping the agents and removing ${root}`, cleanUp);
   try {
     server = await startServer(path.join(root, 'data'));
     const joinToken = readFileSync(path.join(server.dataDir, 'join-token'), 'utf8').trim();

@@ -13,6 +13,7 @@ import { describeMachine } from './lib/machine.ts';
 import { readProc, resetPeakRss, running, runTimed, sampleProc } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
 import { generateTree, INGEST_TREE, type TreeSummary } from './lib/tree.ts';
+import { onInterrupt } from './lib/interrupt.ts';
 
 const TARGET_RATIO = 1.3;
 const TARGET_SERVER_RSS = 150 * 1000 * 1000;
@@ -179,15 +180,11 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   const root = mkdtempSync(path.join(os.tmpdir(), 'strata-bench-ingest-'));
   let server: TestServer | undefined;
-  const interrupted = (signal: NodeJS.Signals): void => {
+  onInterrupt(`removed ${root}`, () => {
     for (const child of running) child.kill('SIGKILL');
     server?.process.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
-    console.error(`\ninterrupted by ${signal}; removed ${root}`);
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  });
   try {
     const tree = path.join(root, 'tree');
     mkdirSync(tree);

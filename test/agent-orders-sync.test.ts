@@ -10,19 +10,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { orderHarness } from './helpers/agent-orders.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { processesMentioning } from './helpers/processes.ts';
 
 const RSYNC = '/usr/bin/rsync';
 
-/** Pids of live processes whose command line contains `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) found.push(Number(entry));
-  }
-  return found;
-}
 
 /** A source tree, an allowed area, and a config with groups over them. */
 async function setup(t: { after: (fn: () => Promise<void>) => void }) {

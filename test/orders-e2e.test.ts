@@ -16,6 +16,7 @@ import path from 'node:path';
 import { STRATA_VERSION } from '../src/lib/version.ts';
 import { CLI, runStrata, startServer, type CliResult, type TestServer } from './helpers/strata-server.ts';
 import { joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { processesMentioning } from './helpers/processes.ts';
 
 const RSYNC = '/usr/bin/rsync';
 
@@ -77,16 +78,6 @@ async function tree(dir: string): Promise<Record<string, string>> {
   return files;
 }
 
-/** Pids of live processes whose command line contains `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) found.push(Number(entry));
-  }
-  return found;
-}
 
 /** The `online` flag of every enrolled agent, by name. */
 async function onlineByName(): Promise<Record<string, boolean>> {

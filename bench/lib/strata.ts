@@ -12,6 +12,7 @@ import path from 'node:path';
 import { CLI, ROOT, type TestServer } from '../../test/helpers/strata-server.ts';
 import { running, runTimed, type TimedRun } from './proc.ts';
 import { INGEST_TREE, type TreeSpec } from './tree.ts';
+import type { ConfigurationStatusView } from '../../src/cli/commands/fleet-views.ts';
 
 /** The environment of a CLI call against `server`: only PATH, HOME and the server's credentials. */
 export function cliEnv(server: TestServer): Record<string, string> {
@@ -49,16 +50,7 @@ export function apiGet<T>(server: TestServer, urlPath: string): Promise<T> {
 }
 
 /** The rollout status of a configuration, as GET /v1/configurations/{name}/status answers it. */
-export interface RolloutStatus {
-  configuration: string;
-  revision: number;
-  id: string;
-  agents: number;
-  upToDate: number;
-  failed: number;
-  online: number;
-  rows: { agent: string; online: boolean; phase: string; currentRevision?: number; upToDate: boolean; error?: { code: string; message: string } }[];
-}
+export type RolloutStatus = ConfigurationStatusView;
 
 /** Files, bytes, directories and symlinks of a tree (symlinks are not followed). */
 export interface TreeCensus {
