@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/** The CLI entry point. */
-export const CLI = path.join(ROOT, 'src/cli/main.ts');
+/** The CLI entry point, as `strata` runs it (with the compile cache). */
+export const CLI = path.join(ROOT, 'bin/strata.js');
 
 /** A running server process and the credentials its first start wrote. */
 export interface TestServer {

@@ -8,7 +8,7 @@ import { LabelsSchema } from '../../protocol/agent.ts';
 import { nameProblem } from '../../protocol/names.ts';
 import { printJson, println, UsageError, UserError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
-import { reexecWithSmallYoungGeneration } from '../../lib/heap-flags.ts';
+import { leanStart } from '../../lib/lean-start.ts';
 
 /** Parses `k=v,k2=v2` into labels, refusing malformed ones. */
 export function parseLabels(text: string | undefined): Record<string, string> {
@@ -55,7 +55,10 @@ export function registerAgent(program: Command, context: CliContext): void {
     .option('--once', 'converge once and exit: 0 when every configuration is deployed, 1 otherwise')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, string | string[] | boolean | undefined>) => {
-      reexecWithSmallYoungGeneration('agent');
+      let agentMain!: typeof import('../../agent/main.ts');
+      await leanStart('agent', async () => {
+        agentMain = await import('../../agent/main.ts');
+      });
       const keep = Number(options['keep']);
       if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be a whole number of at least 1');
       const maxFiles = Number(options['maxFiles']);
@@ -84,7 +87,7 @@ export function registerAgent(program: Command, context: CliContext): void {
         if (error instanceof AgentConfigError) throw new UsageError(`--config ${error.message}`);
         throw error;
       }
-      const { runAgent } = await import('../../agent/main.ts');
+      const { runAgent } = agentMain;
       const code = await runAgent({
         dir: path.resolve(options['dir'] as string),
         ...(options['server'] ? { server: options['server'] as string } : {}),

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ServerConfigSchema } from '../../server/config.ts';
 import { UsageError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
-import { reexecWithSmallYoungGeneration } from '../../lib/heap-flags.ts';
+import { leanStart } from '../../lib/lean-start.ts';
 
 /** Registers `server`. */
 export function registerServer(program: Command, context: CliContext): void {
@@ -21,14 +21,17 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--upload-grace <duration>', 'how long an unreferenced upload is kept before it is collected', '30m')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, unknown>) => {
-      reexecWithSmallYoungGeneration('server');
+      // Loaded here so that every other command starts without the server's dependencies.
+      let serverMain!: typeof import('../../server/main.ts');
+      await leanStart('server', async () => {
+        serverMain = await import('../../server/main.ts');
+      });
       const parsed = ServerConfigSchema.safeParse({ ...options, tlsSan: options['tlsSan'] ?? [] });
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         throw new UsageError(`--${issue.path.join('.').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
       }
-      // Loaded here so that every other command starts without the server's dependencies.
-      const { runServer } = await import('../../server/main.ts');
+      const { runServer } = serverMain;
       const server = await runServer(parsed.data, { stdout: context.stdout });
       server.lifecycle.handleSignals();
       await new Promise<void>((resolve) => server.lifecycle.onShutdown(async () => resolve()));
