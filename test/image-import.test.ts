@@ -183,6 +183,16 @@ describe('strata import-image against a real server', () => {
     await assertTree(await unpackConfiguration('web-oci'), LAYERS);
   });
 
+  it('imports Docker 25 archives: manifest.json beside index.json, naming blobs directly or through <id>/layer.tar symlinks', async () => {
+    const legacy = await configuration('team.web.1.2');
+    for (const style of ['blobs', 'symlinks'] as const) {
+      const out = await imported(['--name', `web-${style}`], ociArchive(SPEC, { gzip: true, legacyManifest: style }));
+      assert.match(out, /\(docker layout\)/, 'manifest.json wins when both are present');
+      assert.deepEqual((await configuration(`web-${style}`)).layers.map((l) => l.blob), legacy.layers.map((l) => l.blob));
+    }
+    await assertTree(await unpackConfiguration('web-symlinks'), LAYERS);
+  });
+
   it('picks linux/amd64 from a multi-platform index, or the platform asked for, and refuses one that is missing', async () => {
     const archive = ociArchive({ ...SPEC, ref: 'multi:1' }, { platforms: ['linux/arm64', 'linux/amd64'] });
     await imported([], archive);

@@ -91,7 +91,7 @@ function addBlob(items: TarItem[], bytes: Buffer, mediaType: string, extra: Reco
  * manifest.json). `gzip` compresses the layer blobs; `platforms` makes a multi-platform index
  * whose per-platform configs add `PLATFORM=<os/arch>` to Env, plus an attestation manifest.
  */
-export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; symlinkLegacy?: boolean } = {}): Buffer {
+export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks' } = {}): Buffer {
   const items: TarItem[] = [{ path: 'blobs/', type: 'dir' }, { path: 'blobs/sha256/', type: 'dir' }];
   const layerTars = spec.layers.map((layer) => tarBytes(layer));
   const layers = layerTars.map((bytes) => (options.gzip
@@ -114,6 +114,15 @@ export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms
     top = addBlob(items, nested, 'application/vnd.oci.image.index.v1+json');
   } else {
     top = manifestFor(undefined);
+  }
+  if (options.legacyManifest) {
+    const digests = layers.map((layer) => String(layer.digest).slice('sha256:'.length));
+    const configBlob = items.find((item) => item.path.startsWith('blobs/sha256/') && String(item.content).includes('"rootfs"'))!;
+    const layerPaths = digests.map((digest) => (options.legacyManifest === 'blobs' ? `blobs/sha256/${digest}` : `${digest}/layer.tar`));
+    if (options.legacyManifest === 'symlinks') {
+      for (const digest of digests) items.push({ path: `${digest}/`, type: 'dir' }, { path: `${digest}/layer.tar`, type: 'symlink', target: `../blobs/sha256/${digest}` });
+    }
+    items.push({ path: 'manifest.json', content: JSON.stringify([{ Config: configBlob.path, RepoTags: spec.ref ? [spec.ref] : null, Layers: layerPaths }]) });
   }
   items.push(
     { path: 'index.json', content: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...top, ...(annotations ? { annotations } : {}) }] }) },
