@@ -9,8 +9,9 @@ import { uploadBlob, type Api } from '../api.ts';
 import { printJson, println, UsageError, UserError, type CliContext } from '../context.ts';
 import { progressStream } from '../progress.ts';
 import { importImage } from '../../core/image/import-image.ts';
-import type { ImageLimits, ImageSink, ImportResult } from '../../core/image/types.ts';
-import { formatBytes, parseSize } from '../../protocol/size.ts';
+import { importReportLines } from '../../core/image/report.ts';
+import type { ImageLimits, ImageSink } from '../../core/image/types.ts';
+import { parseSize } from '../../protocol/size.ts';
 import type { ConfigurationView, VersionView } from './views.ts';
 import { collect, examples, parseLayers, remoteCommand, segment, withApi } from './shared.ts';
 
@@ -97,16 +98,6 @@ function limitsFrom(options: ImportImageOptions): Partial<ImageLimits> {
   };
 }
 
-/** The human summary of an import. */
-function report(context: CliContext, result: ImportResult): void {
-  for (const layer of result.layers) {
-    println(context.stdout, `${layer.component}:${layer.version}   ${layer.added ? 'added' : 'exists'}   ${layer.entries} ${layer.entries === 1 ? 'entry' : 'entries'}, ${formatBytes(layer.size)}`);
-  }
-  const source = result.ref ? `${result.ref} (${result.layout} layout)` : `image (${result.layout} layout)`;
-  const what = result.changed ? `revision ${result.revision} (id ${result.id})` : `unchanged at revision ${result.revision}`;
-  println(context.stdout, `imported ${source} as configuration ${result.configuration}: ${what}`);
-}
-
 /** Registers `import-image`. */
 export function registerImportImage(program: Command, context: CliContext): void {
   const command = remoteCommand(program.command('import-image'))
@@ -133,7 +124,7 @@ export function registerImportImage(program: Command, context: CliContext): void
           ...(context.stderr.isTTY && !globals.json ? { onNote: (line: string) => println(context.stderr, line) } : {}),
         }, httpImageSink(api, context));
         if (globals.json) printJson(context.stdout, result);
-        else report(context, result);
+        else for (const line of importReportLines(result)) println(context.stdout, line);
       });
     });
   examples(command, [
