@@ -10,8 +10,8 @@ import { printJson, println, UsageError, UserError, type CliContext } from '../c
 import { progressStream } from '../progress.ts';
 import { importImage } from '../../core/image/import-image.ts';
 import { importReportLines } from '../../core/image/report.ts';
-import type { ImageLimits, ImageSink } from '../../core/image/types.ts';
-import { parseSize } from '../../protocol/size.ts';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageSink } from '../../core/image/types.ts';
+import { formatBytes, parseSize } from '../../protocol/size.ts';
 import type { ConfigurationView, VersionView } from './views.ts';
 import { collect, examples, parseLayers, remoteCommand, segment, withApi } from './shared.ts';
 
@@ -106,10 +106,10 @@ export function registerImportImage(program: Command, context: CliContext): void
     .option('--layer <component:version>', 'an existing version to put on top of the image layers (repeat; in order), e.g. site configuration', collect)
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image (default linux/amd64, else the host\'s)')
     .option('--service', "also set settings.service from the image's ENTRYPOINT/CMD, ENV, WORKDIR and USER")
-    .option('--max-bytes <size>', 'largest image archive accepted', '16GiB')
-    .option('--max-layers <n>', 'most image layers accepted', '128')
-    .option('--max-entries <n>', 'most entries across all layers', '2000000')
-    .option('--max-unpacked <size>', 'largest total of file bytes across all layers', '32GiB')
+    .option('--max-bytes <size>', `largest image archive accepted (default ${formatBytes(DEFAULT_IMAGE_LIMITS.maxArchiveBytes)})`)
+    .option('--max-layers <n>', `most image layers accepted (default ${DEFAULT_IMAGE_LIMITS.maxLayers})`)
+    .option('--max-entries <n>', `most entries across all layers (default ${DEFAULT_IMAGE_LIMITS.maxEntries})`)
+    .option('--max-unpacked <size>', `largest total of file bytes across all layers (default ${formatBytes(DEFAULT_IMAGE_LIMITS.maxUnpackedBytes)})`)
     .action(async (options: ImportImageOptions) => {
       const stdin = context.stdin ?? process.stdin;
       if (stdin.isTTY) throw new UsageError('import-image reads the image from stdin: docker save IMAGE | strata import-image');
@@ -128,6 +128,7 @@ export function registerImportImage(program: Command, context: CliContext): void
       });
     });
   examples(command, [
+    'strata import-image < nginx-1.27.tar',
     'docker save nginx:1.27 | strata import-image',
     'docker save registry.example.com/team/app:v7 | strata import-image --name app --layer app-config:prod --service',
     'strata import-image --platform linux/arm64 < image-oci.tar',
