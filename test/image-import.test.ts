@@ -268,6 +268,9 @@ describe('strata import-image against a real server', () => {
     await refused([], legacyArchive(SPEC, { manifest: { Config: 'x' } }), /^manifest\.json is malformed/);
     await refused([], legacyArchive({ ...SPEC, ref: undefined }), /^the image has no tag to name its configuration after; give one with --name$/);
     await refused([], legacyArchive(SPEC).subarray(0, 3000), /archive is truncated/);
+    await refused([], legacyArchive(SPEC, { replaceLayer: { index: 1, bytes: Buffer.from('garbage'.repeat(100)) } }), /^layer 1: not a tar archive: the first block is not a valid tar header$/);
+    await refused([], ociArchive(SPEC, { gzip: true, dropLayer: 2 }), /^layer 2 sha256:[0-9a-f]{64} is not in the archive \(no blobs\/sha256\/[0-9a-f]{64}\)$/);
+    await refused([], ociArchive(SPEC, { gzip: true, tamperLayer: 0 }), /^layer 0 blobs\/sha256\/[0-9a-f]{64} does not match its digest/);
     assert.deepEqual(await configurationNames(), before);
   });
 

@@ -64,8 +64,8 @@ function configDocument(spec: ImageSpec, diffIds: string[], platform = 'linux/am
 }
 
 /** A `docker save` archive in the legacy layout; the manifest comes last, as Docker writes it. */
-export function legacyArchive(spec: ImageSpec, options: { manifest?: unknown; dropLayer?: number } = {}): Buffer {
-  const layerTars = spec.layers.map((items) => tarBytes(items));
+export function legacyArchive(spec: ImageSpec, options: { manifest?: unknown; dropLayer?: number; replaceLayer?: { index: number; bytes: Buffer } } = {}): Buffer {
+  const layerTars = spec.layers.map((items, index) => (index === options.replaceLayer?.index ? options.replaceLayer.bytes : tarBytes(items)));
   const ids = layerTars.map((bytes) => sha256(bytes));
   const config = configDocument(spec, ids);
   const configName = `${sha256(config)}.json`;
@@ -91,7 +91,7 @@ function addBlob(items: TarItem[], bytes: Buffer, mediaType: string, extra: Reco
  * manifest.json). `gzip` compresses the layer blobs; `platforms` makes a multi-platform index
  * whose per-platform configs add `PLATFORM=<os/arch>` to Env, plus an attestation manifest.
  */
-export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks' } = {}): Buffer {
+export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks'; dropLayer?: number; tamperLayer?: number } = {}): Buffer {
   const items: TarItem[] = [{ path: 'blobs/', type: 'dir' }, { path: 'blobs/sha256/', type: 'dir' }];
   const layerTars = spec.layers.map((layer) => tarBytes(layer));
   const layers = layerTars.map((bytes) => (options.gzip
@@ -124,6 +124,9 @@ export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms
     }
     items.push({ path: 'manifest.json', content: JSON.stringify([{ Config: configBlob.path, RepoTags: spec.ref ? [spec.ref] : null, Layers: layerPaths }]) });
   }
+  const layerBlob = (index: number): number => items.findIndex((item) => item.path === `blobs/sha256/${String(layers[index]?.digest).slice('sha256:'.length)}`);
+  if (options.tamperLayer !== undefined) items[layerBlob(options.tamperLayer)]!.content = gzipSync(tarBytes([{ path: 'tampered', content: 'x' }]));
+  if (options.dropLayer !== undefined) items.splice(layerBlob(options.dropLayer), 1);
   items.push(
     { path: 'index.json', content: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...top, ...(annotations ? { annotations } : {}) }] }) },
     { path: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' },

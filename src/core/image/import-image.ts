@@ -102,7 +102,14 @@ async function storeLayers(sink: ImageSink, name: string, rewritten: RewrittenLa
     layers.push({ component, version, blob: layer.sha256, size: layer.size, entries: layer.entries, added: existing === undefined });
   }
   for (const layer of layers) {
-    if (layer.added) await sink.addVersion(layer.component, layer.version, layer.blob);
+    if (!layer.added) continue;
+    try {
+      await sink.addVersion(layer.component, layer.version, layer.blob);
+    } catch (error) {
+      // Another import of the same image may have added it meanwhile: the same blob is no conflict.
+      if ((await sink.findVersion(layer.component, layer.version)) !== layer.blob) throw error;
+      layer.added = false;
+    }
   }
   return layers;
 }
