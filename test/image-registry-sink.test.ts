@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { Registry } from '../src/core/registry.ts';
 import { isStrataError } from '../src/core/errors.ts';
-import { createRegistrySink, importImage } from '../src/core/image/index.ts';
+import { createRegistrySink, importImage, type ImageSink } from '../src/core/image/index.ts';
 import { unpackLayers } from '../src/agent/unpack/index.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/contract.ts';
@@ -72,6 +72,35 @@ describe('image import through the registry sink', () => {
     }
     await assert.rejects(lstat(path.join(target, 'tmp.txt')), { code: 'ENOENT' });
     await assert.rejects(lstat(path.join(target, 'opt/app/data/old')), { code: 'ENOENT' });
+  });
+
+  it('an import that loses a race to another import of the same image reuses its versions and configuration', async () => {
+    const real = createRegistrySink(registry, 'ssh:bob');
+    const spec = { ...SPEC, ref: 'raced:1' };
+    let competitor: Awaited<ReturnType<typeof importImage>> | undefined;
+    let stale = false;
+    // The competing import runs in full between this one's version check and its writes.
+    const racing: ImageSink = {
+      ...real,
+      async addVersion(component, version, blob) {
+        competitor ??= await importImage(Readable.from([legacyArchive(spec)]), { tempDir: root }, real);
+        return real.addVersion(component, version, blob);
+      },
+      async getConfiguration(name) {
+        const found = await real.getConfiguration(name);
+        // The first read is stale: it says the configuration is not there yet.
+        if (competitor && !stale) {
+          stale = true;
+          return undefined;
+        }
+        return found;
+      },
+    };
+    const result = await importImage(Readable.from([legacyArchive(spec)]), { tempDir: root }, racing);
+    assert.equal(competitor?.changed, true);
+    assert.ok(result.layers.every((l) => !l.added), 'versions the competitor added are reused');
+    assert.equal(result.changed, false);
+    assert.equal((await registry.configuration('raced.1')).revision, 1);
   });
 
   it('a second import of the same image reuses everything; a refused image leaves no configuration', async () => {

@@ -114,8 +114,28 @@ async function storeLayers(sink: ImageSink, name: string, rewritten: RewrittenLa
   return layers;
 }
 
-/** Creates or updates the configuration, keeping settings the import does not own; no write when nothing changes. */
+/** Attempts at the configuration's compare-and-set before giving up to a busy writer. */
+const CAS_ATTEMPTS = 5;
+
+/** True for the errors of a compare-and-set that another writer won (from either sink). */
+function lostRace(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'REVISION_CONFLICT' || code === 'CONFIGURATION_EXISTS';
+}
+
+/** Creates or updates the configuration, retrying when another writer commits in between. */
 async function writeConfiguration(sink: ImageSink, name: string, layers: LayerRef[], fromImage: Record<string, unknown>): Promise<{ revision: number; id: string; changed: boolean; settings: Record<string, unknown> }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await writeOnce(sink, name, layers, fromImage);
+    } catch (error) {
+      if (!lostRace(error) || attempt >= CAS_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** One read-compare-write of the configuration, keeping settings the import does not own; no write when nothing changes. */
+async function writeOnce(sink: ImageSink, name: string, layers: LayerRef[], fromImage: Record<string, unknown>): Promise<{ revision: number; id: string; changed: boolean; settings: Record<string, unknown> }> {
   const current = await sink.getConfiguration(name);
   const settings = { ...current?.settings, ...fromImage };
   const sameLayers = current !== undefined && current.layers.map(formatLayerRef).join(' ') === layers.map(formatLayerRef).join(' ');
