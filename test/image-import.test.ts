@@ -25,12 +25,15 @@ interface ConfigurationBody {
   settings?: Record<string, unknown>;
 }
 
-/** A three-layer image exercising files, modes, symlinks, hard links, whiteouts and opaque directories. */
+/** A three-layer image exercising files, modes, symlinks, hard links (one whose target is deleted above), whiteouts and opaque directories. */
 const LAYERS: TarItem[][] = [
   [
     { path: 'usr/', type: 'dir' }, { path: 'usr/bin/', type: 'dir' },
     { path: 'usr/bin/server', content: '#!/bin/sh\necho base\n', mode: 0o755 },
     { path: 'usr/bin/old-tool', content: 'old', mode: 0o755 },
+    { path: 'usr/bin/perl', content: 'perl', mode: 0o755 },
+    { path: 'usr/bin/perl5', type: 'link', target: 'usr/bin/perl' },
+    { path: 'usr/bin/perl5.36', type: 'link', target: 'usr/bin/perl' },
     { path: 'etc/', type: 'dir' }, { path: 'etc/app/', type: 'dir', mode: 0o750 },
     { path: 'etc/app/a.conf', content: 'a=1' }, { path: 'etc/app/b.conf', content: 'b=1' },
     { path: 'etc/app/sub/', type: 'dir' }, { path: 'etc/app/sub/deep.conf', content: 'deep' },
@@ -39,7 +42,7 @@ const LAYERS: TarItem[][] = [
     { path: 'bin', type: 'symlink', target: 'usr/bin' },
   ],
   [
-    { path: 'usr/bin/.wh.old-tool' },
+    { path: 'usr/bin/.wh.old-tool' }, { path: 'usr/bin/.wh.perl' },
     { path: 'etc/app/', type: 'dir', mode: 0o750 }, { path: 'etc/app/.wh..wh..opq' },
     { path: 'etc/app/c.conf', content: 'c=2' },
     { path: './var/.wh.cache' },
@@ -213,7 +216,7 @@ describe('strata import-image against a real server', () => {
     assert.equal(after.id, before.id);
   });
 
-  it('updates an existing configuration when the image changes, keeping settings it does not own', async () => {
+  it('updates an existing configuration when the image changes, reusing the unchanged layers', async () => {
     const changed: ImageSpec = { ...SPEC, layers: [...LAYERS.slice(0, 2), [{ path: 'README', content: 'v2 readme' }]] };
     const out = await imported([], legacyArchive(changed));
     assert.match(out, /team\.web\.1\.2\.l0:[0-9a-f]{64} {3}exists/);
@@ -238,6 +241,13 @@ describe('strata import-image against a real server', () => {
     assert.equal(`Image:${image}`, 'Image:\tteam/web:1.2\nEntrypoint:\t["server"]\nCmd:\t["--port","8080"]\nWorkdir:\t/srv/app\nUser:\twww\nEnv:\tPATH=/usr/local/bin:/usr/bin:/bin\nEnv:\tMODE=prod\nEnv:\tGREETING=a=b\n');
     const plain = await runStrata(['showconf', '--name', 'svc'], server.env);
     assert.doesNotMatch(plain.stdout, /Image:/, 'without -v the deploy-tools layout is unchanged');
+
+    const other: ImageSpec = { ...SPEC, config: { ...SPEC.config, Env: ['MODE=staging'] } };
+    await imported(['--name', 'svc'], legacyArchive(other));
+    const updated = await configuration('svc');
+    assert.equal(updated.revision, 2);
+    assert.deepEqual((updated.settings?.['image'] as { env: Record<string, string> }).env, { MODE: 'staging' }, 'the image config follows the image');
+    assert.deepEqual(updated.settings?.['service'], service, 'without --service the service spec is left as it was');
 
     await refused(['--name', 'svc-none', '--service'], legacyArchive({ ...SPEC, config: { Entrypoint: ['nowhere'] } }), /^the image's program "nowhere" is not in its PATH/);
     assert.ok(!(await configurationNames()).includes('svc-none'));

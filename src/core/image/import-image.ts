@@ -64,7 +64,7 @@ export async function importImage(source: Readable, options: ImportOptions, sink
     const hidden = new HiddenPaths();
     const rewritten: RewrittenLayer[] = [];
     for (let index = plan.layers.length - 1; index >= 0; index--) {
-      rewritten[index] = await rewriteLayer(plan.layers[index]!.file, index, hidden, path.join(work, `layer-${index}.tar.gz`), (kept) => {
+      rewritten[index] = await rewriteLayer(plan.layers[index]!.file, index, scans[index]!, hidden, path.join(work, `layer-${index}.tar.gz`), (kept) => {
         const dir = path.posix.dirname(kept);
         if (searchDirs.has(dir === '.' ? '' : dir)) programs.add(kept);
       });

@@ -33,9 +33,10 @@ export interface LayerMarkers {
   opaques: string[];
 }
 
-/** A layer's scan: its markers and entry counts. */
+/** A layer's scan: its markers, entry count, and its hard links (target → link paths, in order). */
 export interface LayerScan extends LayerMarkers {
   entries: number;
+  links: Map<string, string[]>;
 }
 
 /** Running totals across the layers, against the import's limits. */
@@ -87,7 +88,7 @@ async function isGzip(file: SpilledFile, index: number): Promise<boolean> {
 /** Checks one layer's entries and collects its markers. */
 export async function scanLayer(file: SpilledFile, index: number, limits: ImageLimits, totals: LayerTotals): Promise<LayerScan> {
   const checker = new EntryChecker({ maxEntries: Number.MAX_SAFE_INTEGER, maxUnpackedBytes: Number.MAX_SAFE_INTEGER });
-  const scan: LayerScan = { whiteouts: [], opaques: [], entries: 0 };
+  const scan: LayerScan = { whiteouts: [], opaques: [], entries: 0, links: new Map() };
   try {
     await readTarLayer(file.file, await isGzip(file, index), async (entry) => {
       totals.entries += 1;
@@ -96,9 +97,14 @@ export async function scanLayer(file: SpilledFile, index: number, limits: ImageL
       if (totals.bytes > limits.maxUnpackedBytes) throw imageTooLarge(`the image's layers unpack to more than ${limits.maxUnpackedBytes} bytes`, 'maxUnpackedBytes', totals.bytes);
       checker.check(entry);
       scan.entries += 1;
-      const found = marker(normalizeArchivePath(entry.path));
+      const entryPath = normalizeArchivePath(entry.path);
+      const found = marker(entryPath);
       if (found && 'opaque' in found) scan.opaques.push(found.opaque);
       else if (found && 'whiteout' in found) scan.whiteouts.push(found.whiteout);
+      if (entry.kind === 'hardlink') {
+        const target = normalizeArchivePath(entry.linkTarget ?? '');
+        scan.links.set(target, [...(scan.links.get(target) ?? []), entryPath]);
+      }
     });
     checker.finish();
   } catch (error) {
@@ -136,8 +142,8 @@ export class HiddenPaths {
 /** node-tar's type name for each kind an accepted entry can have. */
 const TAR_TYPES = { file: 'File', directory: 'Directory', symlink: 'SymbolicLink', hardlink: 'Link' } as const;
 
-/** The header of a kept entry, with the image's metadata (owners, mode, mtime) as it was. */
-function headerOf(entry: TarEntry, entryPath: string): Buffer {
+/** The header of a kept entry, with the image's metadata (owners, mode, mtime) as it was; `linkTo` redirects a hard link. */
+function headerOf(entry: TarEntry, entryPath: string, linkTo?: string): Buffer {
   const kind = entry.kind === 'other' ? 'file' : entry.kind;
   return encodeTarHeader({
     path: kind === 'directory' ? `${entryPath}/` : entryPath,
@@ -147,7 +153,7 @@ function headerOf(entry: TarEntry, entryPath: string): Buffer {
     size: kind === 'file' ? entry.size : 0,
     mtime: entry.mtime ?? new Date(0),
     type: TAR_TYPES[kind],
-    linkpath: kind === 'symlink' ? (entry.linkTarget ?? '') : kind === 'hardlink' ? normalizeArchivePath(entry.linkTarget ?? '') : '',
+    linkpath: kind === 'symlink' ? (entry.linkTarget ?? '') : kind === 'hardlink' ? (linkTo ?? normalizeArchivePath(entry.linkTarget ?? '')) : '',
     uname: '',
     gname: '',
   });
@@ -155,9 +161,11 @@ function headerOf(entry: TarEntry, entryPath: string): Buffer {
 
 /**
  * Writes layer `index` again to `target` as tar.gz, without markers and without what `hidden`
- * says upper layers delete; `onKept` sees each kept non-directory path (for PATH lookups).
+ * says upper layers delete; `onKept` sees each kept non-directory path (for PATH lookups). A
+ * deleted file that kept hard links still name is written under its first kept link instead,
+ * and its other links point there, as the merged tree still has those names.
  */
-export async function rewriteLayer(file: SpilledFile, index: number, hidden: HiddenPaths, target: string, onKept: (entryPath: string) => void): Promise<RewrittenLayer> {
+export async function rewriteLayer(file: SpilledFile, index: number, scan: Pick<LayerScan, 'links'>, hidden: HiddenPaths, target: string, onKept: (entryPath: string) => void): Promise<RewrittenLayer> {
   const gzip = createGzip({ level: 6, chunkSize: 256 * 1024 });
   const hash = createHash('sha256');
   let size = 0;
@@ -173,33 +181,41 @@ export async function rewriteLayer(file: SpilledFile, index: number, hidden: Hid
   const put = async (bytes: Buffer): Promise<void> => {
     if (!gzip.write(bytes)) await Promise.race([once(gzip, 'drain'), written]);
   };
-  const dropped = new Set<string>();
+  /** Deleted hard-link targets → the kept link their body was written under. */
+  const heirs = new Map<string, string>();
   let entries = 0;
+  const keep = async (entry: TarEntry, entryPath: string, body: AsyncIterable<Buffer> | undefined, linkTo?: string): Promise<void> => {
+    await put(headerOf(entry, entryPath, linkTo));
+    entries += 1;
+    if (entry.kind !== 'directory') onKept(entryPath);
+    if (entry.kind !== 'file' || entry.size === 0) return;
+    let copied = 0;
+    for await (const chunk of body ?? []) {
+      copied += chunk.length;
+      await put(chunk);
+    }
+    if (copied !== entry.size) throw invalidImage(`entry ${JSON.stringify(entryPath)} is shorter than its header says`);
+    const padding = (BLOCK - (entry.size % BLOCK)) % BLOCK;
+    if (padding > 0) await put(Buffer.alloc(padding));
+  };
   try {
     await readTarLayer(file.file, await isGzip(file, index), async (entry, body) => {
       const entryPath = normalizeArchivePath(entry.path);
-      if (entryPath === '' || marker(entryPath) || hidden.hides(entryPath)) {
-        if (entryPath !== '') dropped.add(entryPath);
-        return;
+      if (entryPath === '' || marker(entryPath)) return;
+      if (hidden.hides(entryPath)) {
+        const heir = entry.kind === 'file' ? scan.links.get(entryPath)?.find((link) => !hidden.hides(link)) : undefined;
+        if (heir === undefined) return;
+        heirs.set(entryPath, heir);
+        return keep(entry, heir, body);
       }
       if (entry.kind === 'hardlink') {
         const linked = normalizeArchivePath(entry.linkTarget ?? '');
-        if (dropped.has(linked) || hidden.hides(linked)) {
-          throw invalidImage(`hard link ${JSON.stringify(entryPath)} points at ${JSON.stringify(linked)}, which an upper layer deletes; such images are not supported`);
-        }
+        const heir = heirs.get(linked);
+        if (heir === entryPath) return;
+        if (heir !== undefined) return keep(entry, entryPath, undefined, heir);
+        if (hidden.hides(linked)) throw invalidImage(`hard link ${JSON.stringify(entryPath)} points at ${JSON.stringify(linked)}, which an upper layer deletes and this layer does not hold`);
       }
-      await put(headerOf(entry, entryPath));
-      entries += 1;
-      if (entry.kind !== 'directory') onKept(entryPath);
-      if (entry.kind !== 'file' || entry.size === 0) return;
-      let copied = 0;
-      for await (const chunk of body ?? []) {
-        copied += chunk.length;
-        await put(chunk);
-      }
-      if (copied !== entry.size) throw invalidImage(`entry ${JSON.stringify(entryPath)} is shorter than its header says`);
-      const padding = (BLOCK - (entry.size % BLOCK)) % BLOCK;
-      if (padding > 0) await put(Buffer.alloc(padding));
+      return keep(entry, entryPath, body);
     });
     await put(Buffer.alloc(2 * BLOCK));
     gzip.end();
