@@ -6,12 +6,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createHttpClient } from '../src/lib/http-client.ts';
-import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
+import { CLI, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { legacyArchive, mergedTree, ociArchive, tarBytes, type ImageSpec, type TarItem, type TreeNode } from './helpers/image-archive.ts';
 
 let root: string;
@@ -214,6 +215,10 @@ describe('strata import-image against a real server', () => {
     const after = await configuration('team.web.1.2');
     assert.equal(after.revision, before.revision);
     assert.equal(after.id, before.id);
+    const json = JSON.parse(await imported(['--json'], ociArchive(SPEC))) as { configuration: string; changed: boolean; layers: { added: boolean; blob: string }[] };
+    assert.equal(json.configuration, 'team.web.1.2');
+    assert.equal(json.changed, false, 'the OCI layout of the same image is the same import');
+    assert.deepEqual(json.layers.map((l) => [l.added, l.blob]), before.layers.map((l) => [false, l.blob]));
   });
 
   it('updates an existing configuration when the image changes, reusing the unchanged layers', async () => {
@@ -267,6 +272,25 @@ describe('strata import-image against a real server', () => {
     await refused(['--name', 'with-nothing', '--layer', 'site:v9'], legacyArchive(SPEC), /^layer site:v9 does not exist/);
     const components = (await api<{ components: { name: string }[] }>('GET', '/v1/components')).body.components.map((c) => c.name);
     assert.ok(!components.some((name) => name.startsWith('with-nothing')), 'no version was added');
+  });
+
+  it('an interrupted import removes its spilled archive and stores nothing', async () => {
+    const tmp = path.join(root, 'tmp-interrupt');
+    await mkdir(tmp);
+    const child = spawn(process.execPath, [CLI, 'import-image', '--name', 'interrupted'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env['PATH'] ?? '', TMPDIR: tmp, ...server.env } });
+    const archive = legacyArchive(SPEC);
+    child.stdin.write(archive.subarray(0, 6000));
+    const deadline = Date.now() + 10_000;
+    // Half the archive is in: wait until the first spilled file is on disk.
+    while (!(await readdir(tmp, { recursive: true })).some((entry) => /archive\/\d+$/.test(String(entry)))) {
+      assert.ok(Date.now() < deadline, 'the import never started spilling');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    child.kill('SIGINT');
+    const [code] = await once(child, 'close');
+    assert.equal(code, 130);
+    assert.deepEqual(await readdir(tmp), [], 'the temp directory is gone');
+    assert.ok(!(await configurationNames()).includes('interrupted'));
   });
 
   it('refuses input that is not an image archive, each with one line and nothing stored', async () => {

@@ -2,7 +2,10 @@
  * `strata import-image`: reads `docker save` output (legacy or OCI layout) on stdin and imports it
  * with the core importer, storing layers, versions and the configuration through the HTTP API.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { uploadBlob, type Api } from '../api.ts';
@@ -117,14 +120,26 @@ export function registerImportImage(program: Command, context: CliContext): void
       const limits = limitsFrom(options);
       await withApi(command, context, async (api, globals) => {
         const input = stdin instanceof Readable ? stdin : Readable.from(stdin as AsyncIterable<Buffer>);
-        const result = await importImage(input, {
-          ...(options.name ? { name: options.name } : {}),
-          ...(options.platform ? { platform: options.platform } : {}),
-          extraLayers, limits, service: Boolean(options.service),
-          ...(context.stderr.isTTY && !globals.json ? { onNote: (line: string) => println(context.stderr, line) } : {}),
-        }, httpImageSink(api, context));
-        if (globals.json) printJson(context.stdout, result);
-        else for (const line of importReportLines(result)) println(context.stdout, line);
+        // The spilled image may be gigabytes: an interrupted import removes it before exiting.
+        const work = await mkdtemp(path.join(os.tmpdir(), 'strata-import-'));
+        const interrupted = (signal: NodeJS.Signals): void => {
+          rmSync(work, { recursive: true, force: true });
+          process.exit(signal === 'SIGINT' ? 130 : 143);
+        };
+        process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+        try {
+          const result = await importImage(input, {
+            ...(options.name ? { name: options.name } : {}),
+            ...(options.platform ? { platform: options.platform } : {}),
+            extraLayers, limits, service: Boolean(options.service), tempDir: work,
+            ...(context.stderr.isTTY && !globals.json ? { onNote: (line: string) => println(context.stderr, line) } : {}),
+          }, httpImageSink(api, context));
+          if (globals.json) printJson(context.stdout, result);
+          else for (const line of importReportLines(result)) println(context.stdout, line);
+        } finally {
+          process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
+          await rm(work, { recursive: true, force: true });
+        }
       });
     });
   examples(command, [
