@@ -320,6 +320,7 @@ describe('strata import-image against a real server', () => {
     await refused(['--max-entries', '10'], legacyArchive(SPEC), /^the image's layers have more than 10 entries$/);
     await refused(['--max-unpacked', '4KiB'], legacyArchive(SPEC), /^the image's layers unpack to more than 4096 bytes$/);
     await refused(['--max-bytes', '8KiB'], legacyArchive(SPEC), /^the image archive is larger than the limit of 8192 bytes$/);
+    await refused(['--platform', 'linux/arm64'], legacyArchive(SPEC), /^the image is for linux\/amd64, not linux\/arm64$/);
     await refused(['--platform', 'amd64'], legacyArchive(SPEC), /^platform "amd64" must be written os\/arch/);
     await refused(['--name', 'a/b'], legacyArchive(SPEC), /^configuration name "a\/b" contains "\/"/);
     assert.deepEqual(await configurationNames(), before);

@@ -20,7 +20,7 @@ import { assertName } from '../registry.ts';
 import { formatLayerRef, type LayerRef } from '../../protocol/names.ts';
 import { assertImageName, imageSettings, nameFromRef, searchPath, serviceFromImage } from './image-config.ts';
 import { HiddenPaths, rewriteLayer, scanLayer, type LayerScan, type LayerTotals, type RewrittenLayer } from './layers.ts';
-import { planImage } from './manifest.ts';
+import { assertConfigPlatform, planImage } from './manifest.ts';
 import { readJsonFile, spillArchive } from './spill.ts';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageSink, type ImportedLayer, type ImportOptions, type ImportResult } from './types.ts';
 
@@ -51,7 +51,9 @@ export async function importImage(source: Readable, options: ImportOptions, sink
     if (name === undefined) throw new StrataError('INVALID_IMAGE', 'the image has no tag to name its configuration after; give one with --name', { details: { reason: 'no tag' } });
     assertImageName(name, plan.layers.length);
     if (plan.layers.length + extra.length > 256) throw new StrataError('IMAGE_TOO_LARGE', `a configuration holds at most 256 layers; the image has ${plan.layers.length} and ${extra.length} more were asked for`, { details: { limit: 'layers', value: plan.layers.length + extra.length } });
-    const image = imageSettings(await readJsonFile(plan.config.file, plan.config.path, limits, 'image config'), plan.ref);
+    const configDocument = await readJsonFile(plan.config.file, plan.config.path, limits, 'image config');
+    assertConfigPlatform(configDocument, options.platform);
+    const image = imageSettings(configDocument, plan.ref);
 
     note(`checking ${plan.layers.length} ${plan.layers.length === 1 ? 'layer' : 'layers'}`);
     const totals: LayerTotals = { entries: 0, bytes: 0 };

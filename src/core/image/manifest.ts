@@ -56,7 +56,7 @@ export function shortRef(ref: string): string {
 }
 
 /** `os/arch[/variant]` of a platform. */
-function platformText(platform: PlatformValue): string {
+export function platformText(platform: PlatformValue): string {
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
 }
 
@@ -67,7 +67,7 @@ export function hostPlatform(): string {
 }
 
 /** True when `platform` is what `wanted` (`os/arch[/variant]`) asks for. */
-function matches(platform: PlatformValue, wanted: string): boolean {
+export function matches(platform: PlatformValue, wanted: string): boolean {
   const [os, arch, variant] = wanted.split('/');
   return platform.os === os && platform.architecture === arch && (variant === undefined || platform.variant === variant);
 }
@@ -161,6 +161,13 @@ async function ociPlan(archive: SpilledArchive, limits: ImageLimits, platform: s
     return { ...blob(archive, layer.digest, `layer ${index}`), ...(layer.mediaType ? { mediaType: layer.mediaType } : {}) };
   });
   return { layout: 'oci', ref: chosen.ref, config, layers };
+}
+
+/** Refuses an image whose config names another platform than the one asked for (a legacy archive has no index to pick from). */
+export function assertConfigPlatform(config: unknown, wanted: string | undefined): void {
+  const parsed = Platform.safeParse(config);
+  if (wanted === undefined || !parsed.success || matches(parsed.data, wanted)) return;
+  throw invalidImage(`the image is for ${platformText(parsed.data)}, not ${wanted}`);
 }
 
 /** Finds the image in the archive and checks that everything it names is there. */
