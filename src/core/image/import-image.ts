@@ -24,6 +24,9 @@ import { assertConfigPlatform, planImage } from './manifest.ts';
 import { readJsonFile, spillArchive } from './spill.ts';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageSink, type ImportedLayer, type ImportOptions, type ImportResult } from './types.ts';
 
+/** Layers a configuration may have (the API's limit), image and extra layers together. */
+const MAX_CONFIGURATION_LAYERS = 256;
+
 /** Checks the operator's options before any byte is read. */
 function checkOptions(options: ImportOptions): void {
   if (options.platform !== undefined && !/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(options.platform)) {
@@ -50,7 +53,9 @@ export async function importImage(source: Readable, options: ImportOptions, sink
     const name = options.name ?? (plan.ref ? nameFromRef(plan.ref) : undefined);
     if (name === undefined) throw new StrataError('INVALID_IMAGE', 'the image has no tag to name its configuration after; give one with --name', { details: { reason: 'no tag' } });
     assertImageName(name, plan.layers.length);
-    if (plan.layers.length + extra.length > 256) throw new StrataError('IMAGE_TOO_LARGE', `a configuration holds at most 256 layers; the image has ${plan.layers.length} and ${extra.length} more were asked for`, { details: { limit: 'layers', value: plan.layers.length + extra.length } });
+    if (plan.layers.length + extra.length > MAX_CONFIGURATION_LAYERS) {
+      throw new StrataError('IMAGE_TOO_LARGE', `a configuration holds at most ${MAX_CONFIGURATION_LAYERS} layers; the image has ${plan.layers.length} and ${extra.length} more were asked for`, { details: { limit: 'layers', value: plan.layers.length + extra.length } });
+    }
     const configDocument = await readJsonFile(plan.config.file, plan.config.path, limits, 'image config');
     assertConfigPlatform(configDocument, options.platform);
     const image = imageSettings(configDocument, plan.ref);
@@ -72,6 +77,8 @@ export async function importImage(source: Readable, options: ImportOptions, sink
       });
       hidden.add(scans[index]!);
     }
+    // The original archive is no longer needed: free its disk space before uploading.
+    await rm(spillDir, { recursive: true, force: true });
 
     const settingsFromImage: Record<string, unknown> = { image };
     if (options.service) settingsFromImage['service'] = serviceFromImage(image, (relative) => programs.has(relative));

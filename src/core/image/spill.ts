@@ -119,16 +119,14 @@ async function peekGzip(source: Readable): Promise<{ gzip: boolean; stream: Read
   return { gzip: head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b, stream };
 }
 
-/** Writes one entry body to `file`, returning its size and sha256; stops at `budget` bytes. */
-async function writeBody(body: AsyncIterable<Buffer>, file: string, budget: () => number, onBytes: (bytes: number) => void): Promise<{ size: number; sha256: string }> {
+/** Writes one entry body to `file`, returning its size and sha256. */
+async function writeBody(body: AsyncIterable<Buffer>, file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   const out = createWriteStream(file, { flags: 'wx' });
   let size = 0;
   try {
     for await (const chunk of body) {
       size += chunk.length;
-      onBytes(chunk.length);
-      if (budget() < 0) throw new Error('over budget');
       hash.update(chunk);
       if (!out.write(chunk)) await once(out, 'drain');
     }
@@ -148,7 +146,6 @@ export async function spillArchive(source: Readable, dir: string, limits: ImageL
   const { gzip, stream } = await peekGzip(source);
   let entries = 0;
   let bytes = 0;
-  const overBytes = (): StrataError => imageTooLarge(`the image archive is larger than the limit of ${limits.maxArchiveBytes} bytes`, 'maxArchiveBytes', bytes);
   try {
     await readTarLayer(stream, gzip, async (entry, body) => {
       entries += 1;
@@ -162,15 +159,11 @@ export async function spillArchive(source: Readable, dir: string, limits: ImageL
           throw invalidImage(`image archive entry ${JSON.stringify(entry.path)} is a hard link to ${JSON.stringify(entry.linkTarget)}, which is not a file before it`);
         }
       } else if (entry.kind === 'file' && body) {
-        if (bytes + entry.size > limits.maxArchiveBytes) throw overBytes();
+        // The parser delivers exactly the declared size, so checking it first bounds what reaches the disk.
+        bytes += entry.size;
+        if (bytes > limits.maxArchiveBytes) throw imageTooLarge(`the image archive is larger than the limit of ${limits.maxArchiveBytes} bytes`, 'maxArchiveBytes', bytes);
         const file = path.join(dir, String(entries));
-        try {
-          const written = await writeBody(body, file, () => limits.maxArchiveBytes - bytes, (chunk) => (bytes += chunk));
-          archive.addFile(entry.path, { file, ...written });
-        } catch (error) {
-          if (bytes > limits.maxArchiveBytes) throw overBytes();
-          throw error;
-        }
+        archive.addFile(entry.path, { file, ...(await writeBody(body, file)) });
       }
     });
   } catch (error) {
