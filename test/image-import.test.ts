@@ -203,6 +203,10 @@ describe('strata import-image against a real server', () => {
     assert.equal((await configuration('multi.1')).settings?.['image'] && ((await configuration('multi.1')).settings!['image'] as { env: Record<string, string> }).env['PLATFORM'], 'linux/amd64');
     await imported(['--name', 'multi-arm', '--platform', 'linux/arm64'], archive);
     assert.equal(((await configuration('multi-arm')).settings!['image'] as { env: Record<string, string> }).env['PLATFORM'], 'linux/arm64');
+    await imported(['--name', 'multi-docker'], ociArchive({ ...SPEC, ref: 'multi:1' }, { platforms: ['linux/arm64', 'linux/amd64'], gzip: true, mediaTypes: 'docker' }));
+    const docker = await configuration('multi-docker');
+    assert.equal((docker.settings!['image'] as { env: Record<string, string> }).env['PLATFORM'], 'linux/amd64', "Docker's manifest list and media types are read alike");
+    await assertTree(await unpackConfiguration('multi-docker'), LAYERS);
     await refused(['--name', 'multi-s390', '--platform', 'linux/s390x'], archive, /^the image has no linux\/s390x manifest; it has: linux\/arm64, linux\/amd64$/);
     assert.ok(!(await configurationNames()).includes('multi-s390'));
   });

@@ -112,6 +112,8 @@ describe('image import through the registry sink', () => {
     const bad: ImageSpec = { ref: 'bad:1', layers: [[{ path: 'ok', content: 'x' }], [{ path: '/abs', content: 'x' }]] };
     await assert.rejects(importImage(Readable.from([legacyArchive(bad)]), { tempDir: root }, sink), (error) => isStrataError(error, 'UNSAFE_ARCHIVE_ENTRY') && /layer 1: unsafe archive entry "\/abs": path is absolute/.test(error.message));
     assert.equal(await store.getConfiguration('bad.1'), undefined);
+    await assert.rejects(importImage(Readable.from([legacyArchive({ ...SPEC, ref: 'big-manifest:1' })]), { tempDir: root, limits: { maxManifestBytes: 64 } }, sink), (error) => isStrataError(error, 'IMAGE_TOO_LARGE') && /^manifest "manifest\.json" is \d+ bytes, over the limit of 64$/.test(error.message));
+    assert.equal(await store.getConfiguration('big-manifest.1'), undefined);
     assert.equal(await store.getVersion('bad.1.l0', again.layers[0]!.version), undefined, 'no version before the whole image is checked');
     assert.ok(!(await store.listComponents()).some((c) => c.name.startsWith('bad.1')), 'no component either');
   });

@@ -79,6 +79,16 @@ export function legacyArchive(spec: ImageSpec, options: { manifest?: unknown; dr
   return tarBytes(items);
 }
 
+/** The media types of OCI and of Docker's registry format, which both appear in image layouts. */
+const OCI_TYPES = {
+  layer: 'application/vnd.oci.image.layer.v1.tar', gzipLayer: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  config: 'application/vnd.oci.image.config.v1+json', manifest: 'application/vnd.oci.image.manifest.v1+json', index: 'application/vnd.oci.image.index.v1+json',
+};
+const DOCKER_TYPES = {
+  layer: 'application/vnd.docker.image.rootfs.diff.tar', gzipLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  config: 'application/vnd.docker.container.image.v1+json', manifest: 'application/vnd.docker.distribution.manifest.v2+json', index: 'application/vnd.docker.distribution.manifest.list.v2+json',
+};
+
 /** Adds a blob to `items` and returns its descriptor. */
 function addBlob(items: TarItem[], bytes: Buffer, mediaType: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const digest = sha256(bytes);
@@ -91,18 +101,17 @@ function addBlob(items: TarItem[], bytes: Buffer, mediaType: string, extra: Reco
  * manifest.json). `gzip` compresses the layer blobs; `platforms` makes a multi-platform index
  * whose per-platform configs add `PLATFORM=<os/arch>` to Env, plus an attestation manifest.
  */
-export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks'; dropLayer?: number; tamperLayer?: number } = {}): Buffer {
+export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks'; dropLayer?: number; tamperLayer?: number; mediaTypes?: 'oci' | 'docker' } = {}): Buffer {
+  const types = options.mediaTypes === 'docker' ? DOCKER_TYPES : OCI_TYPES;
   const items: TarItem[] = [{ path: 'blobs/', type: 'dir' }, { path: 'blobs/sha256/', type: 'dir' }];
   const layerTars = spec.layers.map((layer) => tarBytes(layer));
-  const layers = layerTars.map((bytes) => (options.gzip
-    ? addBlob(items, gzipSync(bytes), 'application/vnd.oci.image.layer.v1.tar+gzip')
-    : addBlob(items, bytes, 'application/vnd.oci.image.layer.v1.tar')));
+  const layers = layerTars.map((bytes) => (options.gzip ? addBlob(items, gzipSync(bytes), types.gzipLayer) : addBlob(items, bytes, types.layer)));
   const manifestFor = (platform: string | undefined): Record<string, unknown> => {
     const withPlatform = platform ? { ...spec, config: { ...spec.config, Env: [...(spec.config?.Env ?? []), `PLATFORM=${platform}`] } } : spec;
-    const config = addBlob(items, configDocument(withPlatform, layerTars.map((bytes) => sha256(bytes)), platform), 'application/vnd.oci.image.config.v1+json');
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }));
+    const config = addBlob(items, configDocument(withPlatform, layerTars.map((bytes) => sha256(bytes)), platform), types.config);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config, layers }));
     const [os, architecture] = (platform ?? 'linux/amd64').split('/');
-    return addBlob(items, manifest, 'application/vnd.oci.image.manifest.v1+json', platform ? { platform: { os, architecture } } : {});
+    return addBlob(items, manifest, types.manifest, platform ? { platform: { os, architecture } } : {});
   };
   const annotations = spec.ref ? { 'io.containerd.image.name': `docker.io/library/${spec.ref}`, 'org.opencontainers.image.ref.name': spec.ref.split(':')[1] ?? 'latest' } : undefined;
   let top: Record<string, unknown>;
@@ -110,8 +119,8 @@ export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms
     const attestation = addBlob(items, Buffer.from('{"schemaVersion":2,"layers":[]}'), 'application/vnd.oci.image.manifest.v1+json', {
       platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
     });
-    const nested = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [...options.platforms.map((p) => manifestFor(p)), attestation] }));
-    top = addBlob(items, nested, 'application/vnd.oci.image.index.v1+json');
+    const nested = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests: [...options.platforms.map((p) => manifestFor(p)), attestation] }));
+    top = addBlob(items, nested, types.index);
   } else {
     top = manifestFor(undefined);
   }
