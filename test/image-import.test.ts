@@ -195,6 +195,11 @@ describe('strata import-image against a real server', () => {
       assert.deepEqual((await configuration(`web-${style}`)).layers.map((l) => l.blob), legacy.layers.map((l) => l.blob));
     }
     await assertTree(await unpackConfiguration('web-symlinks'), LAYERS);
+    // Saved under two tags, one image is listed twice: the first tag names it.
+    for (const legacyManifest of [undefined, 'blobs'] as const) {
+      const out = await imported([], ociArchive({ ...SPEC, ref: `two-tags:${legacyManifest ?? 'oci'}` }, { gzip: true, alsoTagged: ['two-tags:latest'], ...(legacyManifest ? { legacyManifest } : {}) }));
+      assert.match(out, new RegExp(`as configuration two-tags\\.${legacyManifest ?? 'oci'}: revision 1`));
+    }
   });
 
   it('picks linux/amd64 from a multi-platform index, or the platform asked for, and refuses one that is missing', async () => {

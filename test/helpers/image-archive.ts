@@ -101,7 +101,7 @@ function addBlob(items: TarItem[], bytes: Buffer, mediaType: string, extra: Reco
  * manifest.json). `gzip` compresses the layer blobs; `platforms` makes a multi-platform index
  * whose per-platform configs add `PLATFORM=<os/arch>` to Env, plus an attestation manifest.
  */
-export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks'; dropLayer?: number; tamperLayer?: number; mediaTypes?: 'oci' | 'docker' } = {}): Buffer {
+export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms?: string[]; legacyManifest?: 'blobs' | 'symlinks'; dropLayer?: number; tamperLayer?: number; mediaTypes?: 'oci' | 'docker'; alsoTagged?: string[] } = {}): Buffer {
   const types = options.mediaTypes === 'docker' ? DOCKER_TYPES : OCI_TYPES;
   const items: TarItem[] = [{ path: 'blobs/', type: 'dir' }, { path: 'blobs/sha256/', type: 'dir' }];
   const layerTars = spec.layers.map((layer) => tarBytes(layer));
@@ -113,7 +113,8 @@ export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms
     const [os, architecture] = (platform ?? 'linux/amd64').split('/');
     return addBlob(items, manifest, types.manifest, platform ? { platform: { os, architecture } } : {});
   };
-  const annotations = spec.ref ? { 'io.containerd.image.name': `docker.io/library/${spec.ref}`, 'org.opencontainers.image.ref.name': spec.ref.split(':')[1] ?? 'latest' } : undefined;
+  const annotationsOf = (ref: string): Record<string, string> => ({ 'io.containerd.image.name': `docker.io/library/${ref}`, 'org.opencontainers.image.ref.name': ref.split(':')[1] ?? 'latest' });
+  const annotations = spec.ref ? annotationsOf(spec.ref) : undefined;
   let top: Record<string, unknown>;
   if (options.platforms) {
     const attestation = addBlob(items, Buffer.from('{"schemaVersion":2,"layers":[]}'), 'application/vnd.oci.image.manifest.v1+json', {
@@ -131,13 +132,15 @@ export function ociArchive(spec: ImageSpec, options: { gzip?: boolean; platforms
     if (options.legacyManifest === 'symlinks') {
       for (const digest of digests) items.push({ path: `${digest}/`, type: 'dir' }, { path: `${digest}/layer.tar`, type: 'symlink', target: `../blobs/sha256/${digest}` });
     }
-    items.push({ path: 'manifest.json', content: JSON.stringify([{ Config: configBlob.path, RepoTags: spec.ref ? [spec.ref] : null, Layers: layerPaths }]) });
+    const tags = spec.ref ? [spec.ref, ...(options.alsoTagged ?? [])] : [];
+    const entries = tags.length === 0 ? [null] : tags.map((tag) => [tag]);
+    items.push({ path: 'manifest.json', content: JSON.stringify(entries.map((repoTags) => ({ Config: configBlob.path, RepoTags: repoTags, Layers: layerPaths }))) });
   }
   const layerBlob = (index: number): number => items.findIndex((item) => item.path === `blobs/sha256/${String(layers[index]?.digest).slice('sha256:'.length)}`);
   if (options.tamperLayer !== undefined) items[layerBlob(options.tamperLayer)]!.content = gzipSync(tarBytes([{ path: 'tampered', content: 'x' }]));
   if (options.dropLayer !== undefined) items.splice(layerBlob(options.dropLayer), 1);
   items.push(
-    { path: 'index.json', content: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...top, ...(annotations ? { annotations } : {}) }] }) },
+    { path: 'index.json', content: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [annotations, ...(options.alsoTagged ?? []).map(annotationsOf)].map((a) => ({ ...top, ...(a ? { annotations: a } : {}) })) }) },
     { path: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' },
   );
   return tarBytes(items);

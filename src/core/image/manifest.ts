@@ -85,7 +85,9 @@ function blob(archive: SpilledArchive, digest: string, what: string): { path: st
 
 /** The image of a legacy `docker save` archive. */
 async function legacyPlan(archive: SpilledArchive, limits: ImageLimits): Promise<ImagePlan> {
-  const images = parse(LegacyManifest, await archive.readJson('manifest.json', limits, 'manifest'), 'manifest.json');
+  const listed = parse(LegacyManifest, await archive.readJson('manifest.json', limits, 'manifest'), 'manifest.json');
+  // `docker save a:1 a:latest` lists one image per tag: the same config is the same image.
+  const images = listed.filter((image, index) => listed.findIndex((other) => other.Config === image.Config) === index);
   if (images.length !== 1) {
     throw invalidImage(images.length === 0 ? 'manifest.json lists no image' : `manifest.json lists ${images.length} images; import one image at a time (docker save IMAGE)`);
   }
@@ -135,7 +137,9 @@ async function candidates(archive: SpilledArchive, limits: ImageLimits, descript
 }
 
 /** Narrows the candidates to one: `platform` if given, else linux/amd64, else the host's platform. */
-function choose(found: Candidate[], platform: string | undefined): Candidate {
+function choose(all: Candidate[], platform: string | undefined): Candidate {
+  // One image saved under several tags is listed once per tag, with the same digest.
+  const found = all.filter((candidate, index) => all.findIndex((other) => other.descriptor.digest === candidate.descriptor.digest) === index);
   if (found.length === 0) throw invalidImage('index.json lists no image manifest');
   const offered = found.map((c) => (c.descriptor.platform ? platformText(c.descriptor.platform) : 'unspecified platform'));
   const list = [...new Set(offered)].join(', ');
