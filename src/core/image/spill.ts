@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { EntryChecker } from '../archive/entry-rules.ts';
+import { peekStream } from '../../lib/peek-stream.ts';
 import { readTarLayer } from '../archive/tar-reader.ts';
 import { isStrataError, StrataError } from '../errors.ts';
 import { imageTooLarge, invalidImage, type ImageLimits } from './types.ts';
@@ -100,22 +101,8 @@ export async function readJsonFile(found: SpilledFile, entryPath: string, limits
 
 /** Reads the first bytes of a stream; returns whether it is gzip and a stream of all its bytes again. */
 async function peekGzip(source: Readable): Promise<{ gzip: boolean; stream: Readable }> {
-  const iterator = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await iterator.next();
-  if (first.done) throw invalidImage('not an image archive: the input is empty (pipe `docker save IMAGE` into it)');
-  const head = first.value;
-  const stream = Readable.from((async function* () {
-    try {
-      yield head;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value;
-      }
-    } finally {
-      await iterator.return?.();
-    }
-  })(), { objectMode: false });
+  const { head, stream } = await peekStream(source, 2);
+  if (head.length === 0) throw invalidImage('not an image archive: the input is empty (pipe `docker save IMAGE` into it)');
   return { gzip: head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b, stream };
 }
 
