@@ -219,7 +219,7 @@ export class Agent {
     this.background.push(runChannel({
       api, log: this.log, signal, orders: this.orders,
       metrics: {
-        latest: () => (sampler.latest ? summarize(sampler.latest) : undefined),
+        latest: () => (sampler.latestMeasured ? summarize(sampler.latestMeasured) : undefined),
         subscribe: (listener) => sampler.subscribe((sample) => listener(summarize(sample))),
       },
       onDesired: (state) => this.applyDesired(state, true),

@@ -14,6 +14,18 @@ export interface AgentStats {
   configurations: { configuration: string; phase: string; currentRevision?: number }[];
 }
 
+/** Flags whose value is a secret; `cmdline` shows them as `[redacted]`. */
+const SECRET_FLAGS = new Set(['--join-token', '--token']);
+
+/** The command line with secret flag values replaced (`--join-token X` and `--join-token=X`). */
+export function redactedArgv(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => {
+    const eq = arg.indexOf('=');
+    if (eq > 0 && SECRET_FLAGS.has(arg.slice(0, eq))) return `${arg.slice(0, eq)}=[redacted]`;
+    return i > 0 && SECRET_FLAGS.has(argv[i - 1]!) ? '[redacted]' : arg;
+  });
+}
+
 /** Numbers about the agent process, read when the endpoint is asked. */
 function processStats(): { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; cpuSeconds: number; startSeconds: number } {
   const memory = process.memoryUsage();
@@ -78,7 +90,7 @@ export function prometheusText(sample: Sample | undefined, agent: AgentStats): s
 export function expvarJson(sample: Sample | undefined, agent: AgentStats): string {
   const proc = processStats();
   return `${JSON.stringify({
-    cmdline: process.argv,
+    cmdline: redactedArgv(process.argv),
     memstats: {
       Sys: proc.rss, HeapSys: proc.heapTotal, HeapAlloc: proc.heapUsed, Alloc: proc.heapUsed,
       External: proc.external, ArrayBuffers: proc.arrayBuffers,

@@ -111,7 +111,12 @@ export class MetricsSampler {
     return this.latestSample;
   }
 
-  /** Calls `listener` after every sample until the returned function is called. */
+  /** The latest sample that measured an interval (not the first, baseline reading). */
+  get latestMeasured(): Sample | undefined {
+    return this.latestSample && this.latestSample.intervalMs > 0 ? this.latestSample : undefined;
+  }
+
+  /** Calls `listener` after every measured sample until the returned function is called. */
   subscribe(listener: (sample: Sample) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -138,7 +143,8 @@ export class MetricsSampler {
     this.running = this.sample()
       .then((sample) => {
         this.latestSample = sample;
-        for (const listener of this.listeners) listener(sample);
+        // The first reading only sets the baseline (its CPU is since boot, its rates 0): not worth sending.
+        if (sample.intervalMs > 0) for (const listener of this.listeners) listener(sample);
       })
       .catch((error: unknown) => this.log?.warn({ err: error }, 'metrics sample failed'))
       .finally(() => (this.running = undefined));
