@@ -30,7 +30,7 @@ export function registerAgentMetricsRoutes(app: App, { store, hub }: RouteContex
     const { name } = request.params as z.infer<typeof AgentParams>;
     const agent = await store.getAgent(name);
     if (!agent) throw new StrataError('AGENT_NOT_FOUND', `agent ${JSON.stringify(name)} not found`, { details: { name } });
-    return { agent: name, online: hub.presence.get(name).online && !agent.revokedAt, keep: hub.metrics.keep, history: hub.metrics.history(name) };
+    return { agent: name, online: hub.presence.get(name).online && !agent.revokedAt, keep: hub.metrics.perAgent, history: hub.metrics.history(name) };
   });
 
   app.get('/v1/fleet/top', {
