@@ -8,9 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createHttpClient, type HttpClient } from '../src/lib/http-client.ts';
 import type { FleetTop } from '../src/protocol/metrics.ts';
-import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
+import { CLI, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
 import { parsePrometheus, sampleValue } from './helpers/prometheus.ts';
 
@@ -114,6 +116,24 @@ describe('fleet metrics with a real server and agent', () => {
     assert.ok(count && Number(count[1]) >= 1, 'strata top requests were timed');
     assert.ok(families.has('process_resident_memory_bytes'), 'process metrics are included');
     assert.ok(families.has('strata_deploys'));
+  });
+
+  it('redraws in place on a terminal until Ctrl-C', { skip: spawnSync('script', ['--version']).status === 0 ? false : 'needs util-linux script(1) for a pseudo-terminal' }, async () => {
+    const command = `exec ${[process.execPath, CLI, 'top', '--interval', '500ms'].map((arg) => `'${arg}'`).join(' ')}`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', TERM: 'xterm', ...server.env } });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = once(child, 'exit');
+    try {
+      await waitFor('three frames', async () => (output.match(/\x1b\[Hstrata top/g) ?? []).length >= 3, 20_000, 100);
+    } finally {
+      child.stdin.write('\x03');
+    }
+    const [code] = await Promise.race([exited, new Promise<[null]>((resolve) => setTimeout(() => resolve([null]), 10_000))]);
+    if (code === null) child.kill('SIGKILL');
+    assert.equal(code, 0, output);
+    assert.match(output, /1\/1 online, sorted by cpu \(Ctrl-C quits\)/);
+    assert.match(output, /web-1\s+yes\s+\d+\.\d%/);
   });
 
   it('refuses bad top flags with one line and exit status 2', async () => {
