@@ -113,6 +113,13 @@ describe('the agent metrics endpoint', () => {
     assert.ok(!agent.logs().includes(secret), 'the token is never logged');
   });
 
+  it('exits with one line when the endpoint cannot listen', async () => {
+    const busy = new URL(server.url).port;
+    const result = await runStrata(['agent', '--dir', path.join(root, 'a4'), '--server', server.url, '--join-token', token, '--name', 'm4', '--log-level', 'fatal', '--metrics-listen', `127.0.0.1:${busy}`]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stderr, `--metrics-listen 127.0.0.1:${busy}: cannot listen there (EADDRINUSE)\n`);
+  });
+
   it('refuses bad metrics flags at start with one line and exit status 2', async () => {
     const dir = path.join(root, 'never');
     const cases: [string[], RegExp][] = [
