@@ -12,6 +12,8 @@ import {
 } from '../src/agent/metrics/system-parsers.ts';
 import { parseProcessStat, parseStatusRss, processCpuPercent } from '../src/agent/metrics/process-parsers.ts';
 import { MetricsSampler } from '../src/agent/metrics/sampler.ts';
+import { parseChildren, processTree } from '../src/agent/metrics/process-tree.ts';
+import { spawn } from 'node:child_process';
 import { summarize } from '../src/agent/metrics/summary.ts';
 import { PrometheusText } from '../src/agent/metrics/prometheus-text.ts';
 import { expvarJson, prometheusText, redactedArgv } from '../src/agent/metrics/exposition.ts';
@@ -152,11 +154,14 @@ test('the sampler measures rates between readings of a /proc tree, and its summa
   const root = await tempDir(t);
   await mkdir(path.join(root, 'self'));
   await mkdir(path.join(root, 'net'));
-  await mkdir(path.join(root, '4242'));
+  await mkdir(path.join(root, '4242/task/4242'), { recursive: true });
+  await mkdir(path.join(root, '4243'));
   const files: Record<string, string> = {
     stat: STAT, loadavg: '1.50 1.00 0.50 1/100 999\n', meminfo: MEMINFO, uptime: '86400.00 1.00\n',
     'self/mounts': '/dev/root / ext4 rw 0 0\nproc /proc proc rw 0 0\n', diskstats: DISKSTATS, 'net/dev': NETDEV,
-    '4242/stat': PID_STAT, '4242/status': PID_STATUS,
+    '4242/stat': PID_STAT, '4242/status': PID_STATUS, '4242/task/4242/children': '4243 ',
+    // A worker: 30 ticks so far, 1 MiB resident.
+    '4243/stat': PID_STAT.replace('4242 (my (odd) app)', '4243 (worker)').replace(' 150 50 ', ' 20 10 '), '4243/status': 'Name:\tworker\nVmRSS:\t    1024 kB\n',
   };
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(root, name), text);
   const sampler = new MetricsSampler({
@@ -178,7 +183,9 @@ test('the sampler measures rates between readings of a /proc tree, and its summa
   assert.ok(Math.abs(eth0.rx.rate - (2_000_000 * 1000) / second.intervalMs) < 1);
   assert.equal(eth0.tx.rate, 0);
   const web = second.services.find((s) => s.configuration === 'web')!;
-  assert.equal(web.rssBytes, 102400 * 1024);
+  assert.equal(web.processes, 2, 'the main process and its worker');
+  assert.equal(web.rssBytes, (102400 + 1024) * 1024);
+  assert.equal(web.cpuSeconds, (300 + 30) / 100);
   assert.ok(Math.abs(web.cpuPercent! - (100 / 100) * 1000 / second.intervalMs * 100) < 0.001, `100 ticks over ${second.intervalMs} ms`);
   assert.deepEqual(second.services.find((s) => s.configuration === 'batch'), { configuration: 'batch', state: 'stopped', restarts: 0 });
   assert.deepEqual(second.mounts.map((m) => m.mount), ['/'], 'statfs ran on the listed mount');
@@ -192,6 +199,7 @@ test('the sampler measures rates between readings of a /proc tree, and its summa
   assert.equal(summary.disk.root?.mount, '/');
   assert.equal(summary.net.rx, Math.round(eth0.rx.rate), 'loopback is left out of the network rates');
   assert.deepEqual(summary.services.map((s) => [s.name, s.state, s.restarts]), [['web', 'running', 2], ['batch', 'stopped', 0]]);
+  assert.equal(summary.services[0]!.rss, (102400 + 1024) * 1024);
   assert.ok(JSON.stringify(summary).length < 800, `summary is ${JSON.stringify(summary).length} bytes`);
 
   // The same sample as Prometheus text, read back by a real parser.
@@ -205,6 +213,27 @@ test('the sampler measures rates between readings of a /proc tree, and its summa
   assert.equal(families.get('strata_node_disk_read_bytes_total')?.type, 'COUNTER');
   const vars = JSON.parse(expvarJson(second, { name: 'node-1', version: 'test', state: 'running', configurations: [] }));
   assert.ok(Array.isArray(vars.cmdline) && vars.memstats.Sys > 0 && vars.sample.cpu.totalPercent === 40);
+});
+
+test("a service's processes are found through the children files of its real process tree", async (t) => {
+  assert.deepEqual(parseChildren('12 345 \n'), [12, 345]);
+  assert.deepEqual(parseChildren(''), []);
+  // Its own process group, so that the shell and both sleeps end together.
+  const shell = spawn('sh', ['-c', 'sleep 30 & sleep 30 & wait'], { stdio: 'ignore', detached: true });
+  t.after(() => process.kill(-shell.pid!, 'SIGKILL'));
+  // Forked children run `sh` until they exec `sleep`, so wait for both sleeps to be in place.
+  const isSleep = async (pid: number): Promise<boolean> => /^sleep\x0030/.test(await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => ''));
+  let tree: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    tree = await processTree('/proc', shell.pid!);
+    if (tree.length === 3 && (await isSleep(tree[1]!)) && (await isSleep(tree[2]!))) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(tree.length, 3, `sh and two sleeps: ${tree.join(' ')}`);
+  assert.equal(tree[0], shell.pid);
+  for (const pid of tree.slice(1)) assert.ok(await isSleep(pid), `${pid} runs sleep`);
+  assert.deepEqual(await processTree('/proc', shell.pid!, 2), tree.slice(0, 2), 'the limit holds');
+  assert.deepEqual(await processTree('/proc', 0x3fffffff), [0x3fffffff], 'a pid that does not exist is just itself');
 });
 
 test('the Prometheus writer escapes label values and help text so a real parser reads them back', () => {

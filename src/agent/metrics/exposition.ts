@@ -80,9 +80,10 @@ export function prometheusText(sample: Sample | undefined, agent: AgentStats): s
   const service = (s: Sample['services'][number]): Labels => ({ configuration: s.configuration });
   out.family('strata_service_up', 'gauge', '1 for the state each supervised service is in.', sample.services.map((s) => [{ configuration: s.configuration, state: s.state }, 1] as const))
     .family('strata_service_restarts_total', 'counter', 'Restarts of each supervised service.', each(sample.services, service, (s) => s.restarts))
-    .family('strata_service_cpu_seconds_total', 'counter', "CPU time of each service's main process.", each(sample.services, service, (s) => s.cpuSeconds))
-    .family('strata_service_cpu_percent', 'gauge', "Percent of one core each service's main process used over the last interval.", each(sample.services, service, (s) => s.cpuPercent))
-    .family('strata_service_resident_memory_bytes', 'gauge', "Resident memory of each service's main process.", each(sample.services, service, (s) => s.rssBytes));
+    .family('strata_service_processes', 'gauge', "Processes of each service: its main process and their descendants.", each(sample.services, service, (s) => s.processes))
+    .family('strata_service_cpu_seconds_total', 'counter', "CPU time used by each service's running processes.", each(sample.services, service, (s) => s.cpuSeconds))
+    .family('strata_service_cpu_percent', 'gauge', "Percent of one core each service's processes used over the last interval.", each(sample.services, service, (s) => s.cpuPercent))
+    .family('strata_service_resident_memory_bytes', 'gauge', "Resident memory summed over each service's processes.", each(sample.services, service, (s) => s.rssBytes));
   return out.text();
 }
 

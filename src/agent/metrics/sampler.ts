@@ -14,6 +14,7 @@ import {
 } from './system-parsers.ts';
 import { CLOCK_TICKS_PER_SECOND, parseProcessStat, parseStatusRss, processCpuPercent } from './process-parsers.ts';
 import { NO_SERVICES, type ServiceStatsSource } from './service-source.ts';
+import { processTree } from './process-tree.ts';
 
 /** The default and the smallest sample interval. */
 export const DEFAULT_METRICS_INTERVAL_MS = 10_000;
@@ -44,10 +45,13 @@ export interface ServiceSample {
   state: string;
   restarts: number;
   pid?: number;
+  /** How many processes the figures cover: the main one and its descendants. */
+  processes?: number;
   /** Percent of one core over the last interval. */
   cpuPercent?: number;
-  /** CPU seconds used by the main process since it started. */
+  /** CPU seconds the processes now running have used. */
   cpuSeconds?: number;
+  /** Resident memory summed over the processes (shared pages count once per process). */
   rssBytes?: number;
 }
 
@@ -218,7 +222,7 @@ export class MetricsSampler {
     return interfaces;
   }
 
-  /** Each service's main process: CPU since the last sample and resident memory. */
+  /** Each service's processes (main and descendants): CPU since the last sample and resident memory. */
   private async serviceSamples(elapsed: number): Promise<ServiceSample[]> {
     let listed: ReturnType<ServiceStatsSource['services']>;
     try {
@@ -231,18 +235,26 @@ export class MetricsSampler {
     const samples = await Promise.all(listed.map(async (service): Promise<ServiceSample> => {
       const base: ServiceSample = { configuration: service.configuration, state: service.state, restarts: service.restarts };
       if (service.pid === undefined) return base;
-      try {
-        const [statText, statusText] = await Promise.all([read(`${this.root}/${service.pid}/stat`), read(`${this.root}/${service.pid}/status`)]);
-        const stat = parseProcessStat(statText);
-        next.set(service.pid, stat.cpuTicks);
-        const before = this.previousTicks.get(service.pid);
-        return {
-          ...base, pid: service.pid, cpuSeconds: stat.cpuTicks / CLOCK_TICKS_PER_SECOND, rssBytes: parseStatusRss(statusText),
-          cpuPercent: before === undefined ? 0 : processCpuPercent(before, stat.cpuTicks, elapsed),
-        };
-      } catch {
-        return { ...base, pid: service.pid }; // exited between the listing and the read
+      let ticks = 0;
+      let rss = 0;
+      let processes = 0;
+      for (const pid of await processTree(this.root, service.pid)) {
+        try {
+          const [statText, statusText] = await Promise.all([read(`${this.root}/${pid}/stat`), read(`${this.root}/${pid}/status`)]);
+          ticks += parseProcessStat(statText).cpuTicks;
+          rss += parseStatusRss(statusText);
+          processes += 1;
+        } catch {
+          if (pid === service.pid) return { ...base, pid }; // exited between the listing and the read
+        }
       }
+      // Keyed by the main pid: a restarted service starts a new count. A child exiting makes the sum drop, which reads as 0 for that interval.
+      next.set(service.pid, ticks);
+      const before = this.previousTicks.get(service.pid);
+      return {
+        ...base, pid: service.pid, processes, cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND, rssBytes: rss,
+        cpuPercent: before === undefined ? 0 : processCpuPercent(before, ticks, elapsed),
+      };
     }));
     this.previousTicks = next;
     return samples;
