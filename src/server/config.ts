@@ -41,6 +41,7 @@ export const ServerConfigSchema = z.object({
   data: z.string().min(1).default('.strata/data'),
   listen: listen.prefault('127.0.0.1:7443'),
   insecureHttp: z.boolean().default(false),
+  metricsPublic: z.boolean().default(false),
   tlsSan: z.array(z.string().min(1)).default([]),
   maxUpload: size.prefault('10GiB'),
   maxJson: size.prefault('1MiB'),

@@ -38,7 +38,7 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
 
   const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'));
   const app = await buildApp({
-    store, logger, version: STRATA_VERSION,
+    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic,
     limits: { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } },
     ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
   });

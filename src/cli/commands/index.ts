@@ -21,6 +21,7 @@ import { registerOrders } from './orders.ts';
 import { registerGroup } from './group.ts';
 import { registerAgent } from './agent.ts';
 import { registerQuickstart } from './quickstart.ts';
+import { registerTop } from './top.ts';
 
 /** Adds all subcommands to the program. */
 export function registerCommands(program: Command, context: CliContext): void {
@@ -44,6 +45,7 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerJoinToken(program, context);
   registerAgents(program, context);
   registerStatus(program, context);
+  registerTop(program, context);
   registerAssign(program, context);
   registerOrderVerbs(program, context);
   registerOrders(program, context);

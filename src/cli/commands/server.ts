@@ -12,6 +12,7 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--data <dir>', 'data directory (env STRATA_DATA)', context.env['STRATA_DATA'] ?? '.strata/data')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7443')
     .option('--insecure-http', 'serve plain HTTP instead of TLS (tokens travel in clear text)')
+    .option('--metrics-public', 'serve GET /metrics without a token to anyone who can reach the listen address')
     .option('--tls-san <host>', 'extra host name or IP for the server certificate (repeatable)', collect)
     .option('--max-upload <size>', 'largest upload accepted', '10GiB')
     .option('--max-archive-entries <n>', 'most entries an uploaded archive may have', '1000000')

@@ -12,6 +12,7 @@ import { buildDesired, parseAssignments, trackedConfigurations, type ParsedAssig
 import { Presence } from '../agents/presence.ts';
 import { recordStatus, touchAgent } from '../agents/status.ts';
 import { AgentSession, CLOSE, type OrderReply } from './session.ts';
+import { MetricsHistory } from '../metrics/history.ts';
 
 /** Receives the replies to one order, and hears when an agent's channel closes. */
 export interface OrderListener {
@@ -33,6 +34,8 @@ export const DEFAULT_CHANNEL_TIMING: ChannelTiming = { pingIntervalMs: 15_000, s
 /** Connected agent sessions of this process and what they are sent. */
 export class FleetHub {
   readonly presence = new Presence();
+  /** Recent metrics summaries of the agents connected to this process (in memory, per replica). */
+  readonly metrics = new MetricsHistory();
   /** Highest store sequence this hub has seen. */
   lastSeq = 0;
   private readonly store: Store;
@@ -106,6 +109,7 @@ export class FleetHub {
       onStatus: (s, report) => this.status(s, report),
       onOrderReply: (s, reply) => this.orders.get(reply.orderId)?.reply(s.agent, reply),
       onHeard: (s) => this.presence.heartbeat(s.agent, s.id),
+      onMetrics: (s, summary) => this.metrics.record(s.agent, summary),
       onClose: (s) => this.detach(s),
     }, this.log);
     const older = this.sessions.get(record.name);
@@ -171,6 +175,7 @@ export class FleetHub {
   revoke(name: string): void {
     this.sessions.get(name)?.close(CLOSE.revoked, 'agent revoked', 200);
     this.presence.forget(name);
+    this.metrics.forget(name);
   }
 
   /** Pings every session and closes the ones silent for too long. */
