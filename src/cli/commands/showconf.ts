@@ -1,18 +1,9 @@
 /** `strata showconf`: a configuration's layers, deploy-tools' layout, or its deploy-tools JSON. */
 import type { Command } from 'commander';
 import { printJson, type CliContext, UsageError } from '../context.ts';
-import { tabwrite } from '../table.ts';
-import { deployToolsHash } from '../../core/configuration-id.ts';
+import { renderShowconf } from '../../core/deploy-tools-text.ts';
 import type { ConfigurationView } from './views.ts';
-import { examples, remoteCommand, secondsTime, segment, withApi } from './shared.ts';
-
-/** deploy-tools' showconf output, `-v` adding the Name/Mtime/Hash header. */
-export function renderShowconf(configuration: ConfigurationView, verbose: boolean): string {
-  const rows = tabwrite(configuration.layers.map((l) => [l.component, l.version, secondsTime(l.createdAt)]));
-  if (!verbose) return rows;
-  const hash = deployToolsHash(configuration.layers.map((l) => l.blob));
-  return `Name:\t${configuration.name}\nMtime:\t${secondsTime(configuration.updatedAt)}\nHash:\t${hash}\n\n${rows}`;
-}
+import { examples, remoteCommand, segment, withApi } from './shared.ts';
 
 /** Registers `showconf`. */
 export function registerShowconf(program: Command, context: CliContext): void {
