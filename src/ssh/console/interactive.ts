@@ -105,7 +105,7 @@ export async function serveInteractive(channel: ServerChannel, pty: PtyInfo | un
       }
       if (args) await execute(args, { stdout: out, stderr: err });
     }
-    if (!closed || queue.length > 0) prompt();
+    prompt();
   }
   if (terminal) out.write('\n');
 }
