@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startServer, type CliResult, type TestServer } from './strata-server.ts';
 
@@ -29,9 +29,11 @@ export async function run(program: string, args: string[], options: { input?: st
   return { code: code ?? -1, stdout, stderr };
 }
 
-/** Makes a key pair with ssh-keygen (`type` ed25519, ecdsa or rsa) with `comment`. */
+/** Makes a key pair with ssh-keygen (`type` ed25519, ecdsa or rsa) with `comment`; reuses one already there. */
 export async function makeKey(dir: string, name: string, type = 'ed25519', comment = `${name}@test`): Promise<KeyPair> {
   const file = path.join(dir, name);
+  const exists = await access(file).then(() => true, () => false);
+  if (exists) return { file, publicLine: (await readFile(`${file}.pub`, 'utf8')).trim() };
   const made = await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', comment, '-f', file]);
   if (made.code !== 0) throw new Error(`ssh-keygen failed: ${made.stderr}`);
   return { file, publicLine: (await readFile(`${file}.pub`, 'utf8')).trim() };
@@ -59,6 +61,7 @@ export function clientOptions(key: KeyPair): string[] {
 
 /** Starts `strata server` with the SSH front on a free loopback port, admitting one operator and one agent key. */
 export async function startSshServer(root: string, extraArgs: string[] = []): Promise<SshTestServer> {
+  await mkdir(root, { recursive: true });
   const operator = await makeKey(root, 'operator');
   const agent = await makeKey(root, 'agent', 'ecdsa');
   await writeFile(path.join(root, 'operator.keys'), `# operators\n${operator.publicLine}\n`);
