@@ -5,6 +5,7 @@
  * deployctl byte for byte.
  */
 import { deployToolsHash } from './configuration-id.ts';
+import { ImageConfigSchema } from '../protocol/service.ts';
 
 /** Go tabwriter with `padding`, every cell tab-terminated: widths per column, trailing padding kept. */
 export function tabwrite(rows: readonly (readonly string[])[], padding = 3): string {
@@ -23,14 +24,31 @@ export interface ShowconfInput {
   name: string;
   updatedAt: string;
   layers: readonly { component: string; version: string; blob: string; createdAt: string }[];
+  settings?: Record<string, unknown> | undefined;
 }
 
-/** deploy-tools' showconf output, `-v` adding the Name/Mtime/Hash header. */
+/** The `-v` lines for an imported image's config (`settings.image`), after deploy-tools' lines; empty without one. */
+export function renderImageConfig(settings: Record<string, unknown> | undefined): string {
+  const parsed = ImageConfigSchema.safeParse(settings?.['image']);
+  if (settings?.['image'] === undefined || !parsed.success) return '';
+  const image = parsed.data;
+  const lines = [
+    `Image:\t${image.ref ?? '(untagged)'}`,
+    `Entrypoint:\t${JSON.stringify(image.entrypoint)}`,
+    `Cmd:\t${JSON.stringify(image.cmd)}`,
+    `Workdir:\t${image.workdir ?? ''}`,
+    `User:\t${image.user ?? ''}`,
+    ...Object.entries(image.env).map(([key, value]) => `Env:\t${key}=${value}`),
+  ];
+  return `\n${lines.join('\n')}\n`;
+}
+
+/** deploy-tools' showconf output, `-v` adding the Name/Mtime/Hash header (and an imported image's config after the layers). */
 export function renderShowconf(configuration: ShowconfInput, verbose: boolean): string {
   const rows = tabwrite(configuration.layers.map((l) => [l.component, l.version, secondsTime(l.createdAt)]));
   if (!verbose) return rows;
   const hash = deployToolsHash(configuration.layers.map((l) => l.blob));
-  return `Name:\t${configuration.name}\nMtime:\t${secondsTime(configuration.updatedAt)}\nHash:\t${hash}\n\n${rows}`;
+  return `Name:\t${configuration.name}\nMtime:\t${secondsTime(configuration.updatedAt)}\nHash:\t${hash}\n\n${rows}${renderImageConfig(configuration.settings)}`;
 }
 
 /** deploy-tools' showcomp output: one `time   version   ` row per version, oldest first. */

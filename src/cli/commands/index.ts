@@ -5,6 +5,7 @@ import { registerServer } from './server.ts';
 import { registerPush } from './push.ts';
 import { registerAddver } from './addver.ts';
 import { registerAddconf } from './addconf.ts';
+import { registerImportImage } from './import-image.ts';
 import { registerBumpconf, registerChangeconf } from './changeconf.ts';
 import { registerShowconf } from './showconf.ts';
 import { registerComponents, registerConfigurations, registerShowcomp } from './showcomp.ts';
@@ -27,6 +28,7 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerPush(program, context);
   registerAddver(program, context);
   registerAddconf(program, context);
+  registerImportImage(program, context);
   registerChangeconf(program, context);
   registerBumpconf(program, context);
   registerShowconf(program, context);

@@ -10,7 +10,7 @@ export function registerShowconf(program: Command, context: CliContext): void {
   const command = remoteCommand(program.command('showconf'))
     .description("show a configuration's layers")
     .requiredOption('--name <configuration>', 'configuration name')
-    .option('-v, --verbose', 'also show name, modification time and hash')
+    .option('-v, --verbose', "also show name, modification time and hash, and an imported image's config")
     .option('--format <format>', 'table (default) or deploy-tools (the exact configs/NAME.json document)', 'table')
     .action(async (options: { name: string; verbose?: boolean; format: string }) => {
       if (options.format !== 'table' && options.format !== 'deploy-tools') throw new UsageError(`unknown format ${JSON.stringify(options.format)}: use table or deploy-tools`);
