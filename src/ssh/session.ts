@@ -46,7 +46,7 @@ function finish(channel: ServerChannel, status: number): void {
 async function execute(args: string[], io: ConsoleIo, identity: SshIdentity, deps: SessionDeps): Promise<number> {
   let status: number;
   try {
-    status = await runConsoleCommand(args, { registry: deps.registry, actor: identity.actor }, io);
+    status = await runConsoleCommand(args, { registry: deps.registry, actor: identity.actor, maxUploadBytes: deps.limits.maxUploadBytes }, io);
   } catch (error) {
     deps.logger.error({ err: error, actor: identity.actor, command: args[0] }, 'ssh console command failed');
     io.stderr.write('internal error: the server log has details\n');

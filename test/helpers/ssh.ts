@@ -47,7 +47,7 @@ export interface SshTestServer {
   operator: KeyPair;
   agent: KeyPair;
   /** Runs `ssh` as `user` (default `op`) with `key` (default the operator key) and `args` as the remote command. */
-  ssh(args: string[], options?: { user?: string; key?: KeyPair; input?: string; tty?: boolean }): Promise<CliResult>;
+  ssh(args: string[], options?: { user?: string; key?: KeyPair; input?: string | Buffer; tty?: boolean }): Promise<CliResult>;
   /** Runs `sftp -b -` with `batch` commands on stdin, in `cwd`. */
   sftp(batch: string, options: { cwd: string; user?: string; key?: KeyPair }): Promise<CliResult>;
   /** Runs `sftp` fetching `remote` (`configs/x.json`) as deploy-agent into `localFile`. */

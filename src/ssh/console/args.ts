@@ -9,7 +9,7 @@
 /** Longest command line the console accepts, in characters. */
 export const MAX_LINE_CHARS = 64 * 1024;
 
-/** A command line that cannot be split or parsed; its message is the line the user sees. */
+/** A console mistake (a line that cannot be split, a bad flag, a refused argument); its message is what the user sees. */
 export class ConsoleUsageError extends Error {
   override readonly name = 'ConsoleUsageError';
 }

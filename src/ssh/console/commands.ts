@@ -10,6 +10,7 @@ import type { Registry } from '../../core/registry.ts';
 import { renderShowcomp, renderShowconf } from '../../core/deploy-tools-text.ts';
 import { parseLayerRef, type LayerRef } from '../../protocol/names.ts';
 import { ConsoleUsageError, parseFlags, type FlagSpec, type FlagValues } from './args.ts';
+import { importImageCommand } from './import-image.ts';
 
 /** Where a command writes, and what it may read. */
 export interface ConsoleIo {
@@ -24,15 +25,12 @@ export interface ConsoleContext {
   registry: Registry;
   /** How the audit log names the caller: `ssh:<key fingerprint>(<key comment>)`. */
   actor: string;
-}
-
-/** A failure whose message is the line(s) to print; exit status 1. */
-class CommandFailure extends Error {
-  override readonly name = 'CommandFailure';
+  /** The server's upload limit, which also bounds each blob a command stores. */
+  maxUploadBytes: number;
 }
 
 /** One console command: its flags, the deploy-tools checks on them, and what it does. */
-interface ConsoleCommand {
+export interface ConsoleCommand {
   flags: FlagSpec[];
   /** deploy-tools' argument checks; returns the error line, or undefined when the flags are fine. */
   check?: (values: FlagValues) => string | undefined;
@@ -51,6 +49,7 @@ configurations  list all known configurations
 delver          delete component version
 delcomp         delete all component versions
 delconf         delete configuration
+import-image    import docker save output read from the session's input (Strata)
 
 use -h flag to get more help on a specific command
 `;
@@ -75,7 +74,7 @@ function layersOf(values: FlagValues): LayerRef[] {
     try {
       return parseLayerRef(text);
     } catch (error) {
-      throw new CommandFailure(`invalid value ${JSON.stringify(text)} for flag -layer: ${(error as Error).message}`);
+      throw new ConsoleUsageError(`invalid value ${JSON.stringify(text)} for flag -layer: ${(error as Error).message}`);
     }
   });
 }
@@ -166,11 +165,12 @@ const COMMANDS: Record<string, ConsoleCommand> = {
       await registry.deleteConfiguration(actor, { name: str(v, 'name'), force: v['force'] === true });
     },
   },
+  'import-image': importImageCommand,
 };
 
 /** The message a registry error shows in the console, in the console's own flag spelling. */
 function consoleMessage(error: unknown): string | undefined {
-  if (error instanceof CommandFailure || error instanceof ConsoleUsageError) return error.message;
+  if (error instanceof ConsoleUsageError) return error.message;
   if (isStrataError(error, 'CONFIGURATION_EXISTS')) return `${error.message.replace(/; use --force.*$/, '')}; add -force to replace it`;
   if (isStrataError(error)) return error.message;
   return undefined;
@@ -199,7 +199,7 @@ export async function runConsoleCommand(args: readonly string[], context: Consol
   try {
     const values = parseFlags(commandName, command.flags, rest);
     const problem = command.check?.(values);
-    if (problem) throw new CommandFailure(problem);
+    if (problem) throw new ConsoleUsageError(problem);
     await command.run(values, context, io);
     return 0;
   } catch (error) {
