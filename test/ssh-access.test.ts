@@ -170,6 +170,10 @@ describe('deploy-tools SSH front: access and limits', () => {
     const absent = await runStrata([...base, '--ssh-operator-keys', path.join(root, 'absent.keys'), '--ssh-agent-keys', path.join(root, 'good.keys')]);
     assert.equal(absent.code, 1);
     assert.match(absent.stderr, /^cannot read operator keys \(--ssh-operator-keys\) file .*absent\.keys: ENOENT\n$/);
+    await writeFile(path.join(root, 'typo.keys'), `${key.publicLine}\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI typo@host\n`);
+    const typo = await runStrata([...base, '--ssh-operator-keys', path.join(root, 'typo.keys'), '--ssh-agent-keys', path.join(root, 'good.keys')]);
+    assert.equal(typo.code, 1);
+    assert.equal(typo.stderr, `operator keys (--ssh-operator-keys) file ${path.join(root, 'typo.keys')}: line 2 is not a public key\n`);
     const noKeys = await runStrata([...base]);
     assert.equal(noKeys.code, 1);
     assert.equal(noKeys.stderr, '--ssh-listen needs --ssh-operator-keys and --ssh-agent-keys\n');
@@ -177,8 +181,15 @@ describe('deploy-tools SSH front: access and limits', () => {
     assert.equal(badDeadline.code, 2);
     assert.match(badDeadline.stderr, /^strata: --ssh-deadline: invalid duration "soon"/);
 
-    const first = await startSshServer(path.join(root, 'run'));
+    // deploy-registry's host_key (a SEC1 PEM, as ssh-keygen -m PEM writes) is taken over with its fingerprint.
+    const runDir = path.join(root, 'run');
+    await mkdir(path.join(runDir, 'data'), { recursive: true });
+    const legacy = await run('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '256', '-m', 'PEM', '-N', '', '-f', path.join(runDir, 'data', 'ssh_host_ecdsa_key')]);
+    assert.equal(legacy.code, 0, legacy.stderr);
+    const legacyFingerprint = (await run('ssh-keygen', ['-l', '-f', path.join(runDir, 'data', 'ssh_host_ecdsa_key.pub')])).stdout.split(' ')[1];
+    const first = await startSshServer(runDir);
     const fingerprint = first.fingerprint;
+    assert.equal(fingerprint, legacyFingerprint);
     assert.equal(await first.server.stop(), 0, 'stops cleanly with the front running');
     const again = await startSshServer(path.join(root, 'run'));
     t.after(() => again.server.stop());
@@ -192,7 +203,7 @@ describe('authorized_keys files', () => {
     const ed = await makeKey(root, 'ed', 'ed25519', 'alice@laptop');
     const ec = await makeKey(root, 'ec', 'ecdsa', 'ci runner');
     const rsa = await makeKey(root, 'rsa', 'rsa', '');
-    const text = `# operators\n\nfrom="10.0.0.0/8,127.0.0.1",command="echo a b" ${ed.publicLine}\n${ec.publicLine}\n${rsa.publicLine}\nnot a key at all\n`;
+    const text = `# operators\n\nfrom="10.0.0.0/8,127.0.0.1",command="echo a b" ${ed.publicLine}\n${ec.publicLine}\n${rsa.publicLine}\n`;
     const keys = parseAuthorizedKeys(text);
     assert.deepEqual(keys.map((k) => k.comment), ['alice@laptop', 'ci runner', '']);
     for (const pair of [ed, ec, rsa]) {
@@ -204,5 +215,6 @@ describe('authorized_keys files', () => {
     const stranger = await makeKey(root, 'stranger');
     assert.equal(findKey(keys, Buffer.from(stranger.publicLine.split(' ')[1]!, 'base64')), undefined);
     assert.deepEqual(parseAuthorizedKeys('# only comments\n\n'), []);
+    assert.throws(() => parseAuthorizedKeys(`${ed.publicLine}\nssh-ed25519 AAAAtruncated alice\n`), /^Error: line 2 is not a public key$/);
   });
 });

@@ -153,7 +153,7 @@ describe('deploy-tools SSH front: the seed walkthrough and the console', () => {
     const help = await exec('help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^addver {10}add new component version from previously uploaded file\n/);
-    assert.match(help.stdout, /\ndelconf {9}delete configuration\n\nuse -h flag to get more help on a specific command\n$/);
+    assert.match(help.stdout, /\ndelconf {9}delete configuration\nimport-image {4}import docker save output read from the session's input \(Strata\)\n\nuse -h flag to get more help on a specific command\n$/);
   });
 
   it('bumpconf prints the roll-back hint when it changes a layer and nothing when it is already newest', async () => {

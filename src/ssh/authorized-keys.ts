@@ -1,5 +1,6 @@
 /**
- * authorized_keys files, as OpenSSH and deploy-tools read them: one public key per line,
+ * authorized_keys files, as OpenSSH and deploy-tools read them: one public key per line (a line
+ * that is not one is an error, as in deploy-tools, rather than a key silently missing),
  * optionally preceded by options (parsed past, not enforced — deploy-tools did not enforce them
  * either) and followed by a comment, which becomes part of the audit actor. Keys are parsed by
  * ssh2 and compared in constant time.
@@ -44,8 +45,8 @@ function words(line: string): string[] {
   return out;
 }
 
-/** Parses one line; undefined when it is blank, a comment, or holds no key ssh2 understands. */
-function parseLine(line: string): AuthorizedKey | undefined {
+/** Parses one line: undefined when it is blank or a comment; throws when it holds no key ssh2 understands. */
+function parseLine(line: string, number: number): AuthorizedKey | undefined {
   const trimmed = line.trim();
   if (!trimmed || trimmed.startsWith('#')) return undefined;
   const parts = words(trimmed);
@@ -57,15 +58,15 @@ function parseLine(line: string): AuthorizedKey | undefined {
     const blob = parsed.getPublicSSH();
     return { key: parsed, blob, fingerprint: sshFingerprint(blob), comment: parts.slice(i + 2).join(' ') };
   }
-  return undefined;
+  throw new Error(`line ${number} is not a public key`);
 }
 
-/** Every key in the text of an authorized_keys file, in order. */
+/** Every key in the text of an authorized_keys file, in order; throws naming the first line that is not a key. */
 export function parseAuthorizedKeys(text: string): AuthorizedKey[] {
-  return text.split(/\r?\n/).map(parseLine).filter((key): key is AuthorizedKey => key !== undefined);
+  return text.split(/\r?\n/).map((line, index) => parseLine(line, index + 1)).filter((key): key is AuthorizedKey => key !== undefined);
 }
 
-/** Reads an authorized_keys file; throws BAD_REQUEST with a line fit for a user when it is unreadable or has no key. */
+/** Reads an authorized_keys file; throws BAD_REQUEST with a line fit for a user when it is unreadable, has a line that is not a key, or has no key. */
 export async function loadAuthorizedKeys(file: string, what: string): Promise<AuthorizedKey[]> {
   let text: string;
   try {
@@ -76,7 +77,12 @@ export async function loadAuthorizedKeys(file: string, what: string): Promise<Au
     const code = (error as NodeJS.ErrnoException).code;
     throw code ? new StrataError('BAD_REQUEST', `cannot read ${what} file ${file}: ${code}`) : error;
   }
-  const keys = parseAuthorizedKeys(text);
+  let keys: AuthorizedKey[];
+  try {
+    keys = parseAuthorizedKeys(text);
+  } catch (error) {
+    throw new StrataError('BAD_REQUEST', `${what} file ${file}: ${(error as Error).message}`);
+  }
   if (keys.length === 0) throw new StrataError('BAD_REQUEST', `${what} file ${file} has no public key: the SSH front needs at least one`);
   return keys;
 }
