@@ -16,6 +16,8 @@ import { gzipSync } from 'node:zlib';
 import { runStrata } from './helpers/strata-server.ts';
 import { clientOptions, makeKey, run, startSshServer } from './helpers/ssh.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import ssh2 from 'ssh2';
+import type { SFTPWrapper } from 'ssh2';
 import { findKey, parseAuthorizedKeys } from '../src/ssh/authorized-keys.ts';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -79,6 +81,36 @@ describe('deploy-tools SSH front: access and limits', () => {
     assert.equal((await front.sftp(`put ${archive.file} any/name/at/all\n`, { cwd: root })).code, 0);
     assert.deepEqual(await front.ssh([`addver -name a -version v1 -hash ${archive.hash}`]), { code: 0, stdout: '', stderr: '' });
     assert.match(front.server.logs(), /"role":"agent"/);
+  });
+
+  it("accepts uploads opened read-write as Go's sftp Create does (deployctl, deploy-from-docker), and reads nothing back", async (t) => {
+    const root = await tempDir(t);
+    const front = await startSshServer(root);
+    t.after(() => front.server.stop());
+    const archive = await randomArchive(root, 'go', 100_000);
+    const client = new ssh2.Client();
+    t.after(() => client.end());
+    client.connect({ host: '127.0.0.1', port: front.port, username: process.env['USER'] ?? 'ops', privateKey: await readFile(front.operator.file), readyTimeout: 10_000 });
+    await once(client, 'ready');
+    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((error, channel) => (error ? reject(error) : resolve(channel))));
+    const handle = await new Promise<Buffer>((resolve, reject) => sftp.open('upload', 'w+', (error, h) => (error ? reject(error) : resolve(h))));
+    const bytes = await readFile(archive.file);
+    // Several writes in flight at once, as Go's client sends them.
+    await Promise.all([0, 1, 2, 3].map((part) => {
+      const start = Math.floor((bytes.length * part) / 4);
+      const end = Math.floor((bytes.length * (part + 1)) / 4);
+      return new Promise<void>((resolve, reject) => sftp.write(handle, bytes, start, end - start, start, (error) => (error ? reject(error) : resolve())));
+    }));
+    const readBack = await new Promise<Error | undefined>((resolve) => sftp.read(handle, Buffer.alloc(10), 0, 10, 0, (error) => resolve(error ?? undefined)));
+    assert.ok(readBack, 'an upload cannot be read back');
+    await new Promise<void>((resolve, reject) => sftp.close(handle, (error) => (error ? reject(error) : resolve())));
+    const added = await new Promise<{ code: number; out: string }>((resolve, reject) => client.exec(`addver -name="go" -version="v1" -hash=${archive.hash}`, (error, stream) => {
+      if (error) return reject(error);
+      let out = '';
+      stream.on('data', (chunk: Buffer) => (out += chunk)).stderr.on('data', (chunk: Buffer) => (out += chunk));
+      stream.on('exit', (code: number) => resolve({ code, out }));
+    }));
+    assert.deepEqual(added, { code: 0, out: '' });
   });
 
   it('refuses uploads that are not archives or are over --max-upload, keeping nothing', async (t) => {

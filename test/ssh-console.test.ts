@@ -179,7 +179,6 @@ describe('deploy-tools SSH front: the seed walkthrough and the console', () => {
       ['addver -name code -version v9', 'name, version and hash should all be set\n'],
       ['addver -name code -version v9 -hash abc', 'hash should be a hex representation of content sha256 sum, 64 chars long\n'],
       ['changeconf -name project1 -component config -version v99', 'version "v99" of component "config" not found\n'],
-      ['addconf -name project1 -layer code:v01', 'configuration "project1" already exists; add -force to replace it\n'],
       ['addconf -name other -layer codev01', 'invalid value "codev01" for flag -layer: layer "codev01" must be written component:version\n'],
       ['showconf -name "unterminated', 'invalid command line string\n'],
     ];
@@ -198,6 +197,17 @@ describe('deploy-tools SSH front: the seed walkthrough and the console', () => {
     // Nothing above changed anything.
     assert.deepEqual(await exec('configurations'), { code: 0, stdout: 'project1\n', stderr: '' });
     assert.deepEqual((await configDoc('project1')).doc.Layers.map((l) => l.Version), ['v01', 'v03']);
+  });
+
+  it('addconf replaces an existing configuration as deploy-tools did, keeping the old revision in the history', async () => {
+    assert.deepEqual(await exec('addconf -name second -layer code:v01'), { code: 0, stdout: '', stderr: '' });
+    assert.deepEqual(await exec('addconf -name="second" -layer="config:v03"'), { code: 0, stdout: '', stderr: '' });
+    assert.deepEqual((await configDoc('second')).doc.Layers.map((l) => `${l.Name}:${l.Version}`), ['config:v03']);
+    const history = await runStrata(['history', '--name', 'second', '--json'], front.server.env);
+    assert.equal(history.code, 0, history.stderr);
+    const revisions = (JSON.parse(history.stdout) as { revisions: { revision: number; layers: { component: string }[] }[] }).revisions;
+    assert.deepEqual(revisions.map((r) => [r.revision, r.layers.map((l) => l.component).join(',')]), [[1, 'code'], [2, 'config']]);
+    assert.deepEqual(await exec('delconf -name second -force'), { code: 0, stdout: '', stderr: '' });
   });
 
   it('audits console writes with the key fingerprint and comment, and deletes with -force', async () => {

@@ -91,14 +91,15 @@ const COMMANDS: Record<string, ConsoleCommand> = {
     },
   },
   addconf: {
-    flags: [name('configuration name'), { name: 'layer', kind: 'list', usage: 'layer in component:version format; can be set multiple times' }, { name: 'force', kind: 'bool', usage: 'replace an existing configuration (Strata keeps its history)' }],
+    flags: [name('configuration name'), { name: 'layer', kind: 'list', usage: 'layer in component:version format; can be set multiple times' }, { name: 'force', kind: 'bool', usage: 'accepted for Strata users; the console replaces an existing configuration anyway' }],
     check: (v) => {
       if (!str(v, 'name')) return 'name should be set';
       if (!(v['layer'] as string[] | undefined)?.length) return 'configuration should have at least one layer';
       return noSlash(str(v, 'name'));
     },
     async run(v, { registry, actor }) {
-      await registry.putConfiguration(actor, { name: str(v, 'name'), layers: layersOf(v), force: v['force'] === true });
+      // deploy-tools' addconf creates or replaces (deploy-from-docker relies on it); the old layers stay in the history.
+      await registry.putConfiguration(actor, { name: str(v, 'name'), layers: layersOf(v), force: true });
     },
   },
   changeconf: {
@@ -168,10 +169,9 @@ const COMMANDS: Record<string, ConsoleCommand> = {
   'import-image': importImageCommand,
 };
 
-/** The message a registry error shows in the console, in the console's own flag spelling. */
+/** The line(s) an error shows in the console; undefined for errors that are not the user's. */
 function consoleMessage(error: unknown): string | undefined {
   if (error instanceof ConsoleUsageError) return error.message;
-  if (isStrataError(error, 'CONFIGURATION_EXISTS')) return `${error.message.replace(/; use --force.*$/, '')}; add -force to replace it`;
   if (isStrataError(error)) return error.message;
   return undefined;
 }

@@ -63,7 +63,8 @@ export function serveUploadView(sftp: SFTPWrapper, deps: UploadViewDeps): void {
   sftp.on('LSTAT', stat);
 
   sftp.on('OPEN', (reqid: number, filename: string, flags: number) => {
-    if (!(flags & OPEN.WRITE) || (flags & OPEN.READ)) return sftp.status(reqid, STATUS.PERMISSION_DENIED, 'upload only: files can be written, not read');
+    // Go's sftp Create (deployctl, deploy-from-docker) opens read-write; reads on the handle are refused anyway.
+    if (!(flags & OPEN.WRITE)) return sftp.status(reqid, STATUS.PERMISSION_DENIED, 'upload only: files can be written, not read');
     const handle = uploads.add(start(normalizePath(filename)));
     if (!handle) return sftp.status(reqid, STATUS.FAILURE, 'too many files open at once');
     sftp.handle(reqid, handle);
