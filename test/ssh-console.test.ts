@@ -235,5 +235,9 @@ describe('deploy-tools SSH front: the seed walkthrough and the console', () => {
     assert.match(session.stdout, /> /);
     assert.match(session.stdout, /addver {10}add new component version from previously uploaded file\r\n/);
     assert.match(session.stdout, /Unknown command, supported commands are:\r\n/, 'errors reach the terminal too');
+    const exec = await front.ssh(['help'], { tty: true });
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.match(exec.stdout, /^addver {10}add new component version from previously uploaded file\r\naddconf /, 'a command run with a pty gets terminal line endings too');
+    assert.doesNotMatch(exec.stdout, /[^\r]\n/);
   });
 });

@@ -74,7 +74,7 @@ function authenticate(ctx: AuthContext, keys: SshKeys): SshIdentity | 'probe-ok'
   if (!match) return undefined;
   // Without a signature the client only asks whether the key would do.
   if (!ctx.signature || !ctx.blob) return 'probe-ok';
-  if (match.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo as never) !== true) return undefined;
+  if (match.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return undefined;
   const actor = `ssh:${match.fingerprint}${match.comment ? `(${match.comment})` : ''}`;
   return { role, username: ctx.username, actor };
 }

@@ -30,9 +30,12 @@ export interface SessionDeps {
   logger: Logger;
 }
 
-/** Writes to a channel only while it can still take data (the client may have gone). */
-function safeWriter(stream: { writable: boolean; write(text: string): unknown }): ConsoleIo['stdout'] {
-  return { write: (text: string) => stream.writable && stream.write(text) };
+/**
+ * Writes to a channel only while it can still take data (the client may have gone); over a pty,
+ * lines end with `\r\n` as a terminal expects.
+ */
+function safeWriter(stream: { writable: boolean; write(text: string): unknown }, pty: boolean): ConsoleIo['stdout'] {
+  return { write: (text: string) => stream.writable && stream.write(pty ? text.replace(/\r?\n/g, '\r\n') : text) };
 }
 
 /** Sends the exit status and closes the channel, as an OpenSSH server does after a command. */
@@ -78,7 +81,7 @@ export function handleSession(session: Session, identity: SshIdentity, deps: Ses
   session.on('exec', (accept, _reject, info) => {
     const channel = accept();
     channel.on('error', () => undefined);
-    const io: ConsoleIo = { stdout: safeWriter(channel), stderr: safeWriter(channel.stderr), stdin: channel };
+    const io: ConsoleIo = { stdout: safeWriter(channel, pty !== undefined), stderr: safeWriter(channel.stderr, pty !== undefined), stdin: channel };
     let args: string[];
     try {
       args = splitCommandLine(info.command);
