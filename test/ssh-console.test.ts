@@ -235,6 +235,8 @@ describe('deploy-tools SSH front: the seed walkthrough and the console', () => {
     assert.match(session.stdout, /> /);
     assert.match(session.stdout, /addver {10}add new component version from previously uploaded file\r\n/);
     assert.match(session.stdout, /Unknown command, supported commands are:\r\n/, 'errors reach the terminal too');
+    const endless = await front.ssh([], { input: `${'x'.repeat(200_000)}` });
+    assert.match(endless.stderr, /^line longer than 65536 characters: closing the session\n/);
     const exec = await front.ssh(['help'], { tty: true });
     assert.equal(exec.code, 0, exec.stderr);
     assert.match(exec.stdout, /^addver {10}add new component version from previously uploaded file\r\naddconf /, 'a command run with a pty gets terminal line endings too');

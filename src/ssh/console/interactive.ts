@@ -7,7 +7,7 @@
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { ServerChannel } from 'ssh2';
-import { ConsoleUsageError, splitCommandLine } from './args.ts';
+import { ConsoleUsageError, MAX_LINE_CHARS, splitCommandLine } from './args.ts';
 import type { ConsoleIo } from './commands.ts';
 
 /** The console prompt. */
@@ -66,6 +66,18 @@ export async function serveInteractive(channel: ServerChannel, pty: PtyInfo | un
   });
   onResize?.((cols) => {
     if (terminal && cols > 0) terminal.columns = cols;
+  });
+
+  // readline buffers a line until its end: a client that never ends one is cut off instead.
+  let pending = 0;
+  channel.on('data', (chunk: Buffer) => {
+    const end = Math.max(chunk.lastIndexOf(0x0a), chunk.lastIndexOf(0x0d));
+    pending = end < 0 ? pending + chunk.length : chunk.length - end - 1;
+    if (pending > MAX_LINE_CHARS) {
+      err.write(`line longer than ${MAX_LINE_CHARS} characters: closing the session\n`);
+      lines.close();
+      channel.close();
+    }
   });
 
   // Lines are queued as they arrive (a client may paste or pipe many at once) and run one at a time.
