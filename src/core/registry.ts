@@ -143,8 +143,7 @@ export class Registry {
       assertName('component', input.component);
       return this.modify(actor, input.name, `bumpconf ${input.component}`, async (current) => {
         const versions = await this.store.listVersions(input.component);
-        const newest = versions.at(-1);
-        if (!newest) throw new StrataError('COMPONENT_NOT_FOUND', `component ${JSON.stringify(input.component)} not found`, { details: { component: input.component } });
+        const newest = versions.at(-1)!;
         return this.replaceLayer(current, input.component, newest.version);
       });
     });
