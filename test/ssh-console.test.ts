@@ -176,6 +176,7 @@ describe('deploy-tools SSH front: the seed walkthrough and the console', () => {
       ['delconf -name project1', 'Run command with -force flag to confirm removal\n'],
       ['frobnicate', 'Unknown command, supported commands are:\nhelp, addver, addconf, changeconf, showconf, components, configurations, showcomp, delver, delcomp, delconf\n'],
       ['showconf', 'name should be set\n'],
+      ['showcomp -name nope', 'component "nope" not found\n'],
       ['addver -name code -version v9', 'name, version and hash should all be set\n'],
       ['addver -name code -version v9 -hash abc', 'hash should be a hex representation of content sha256 sum, 64 chars long\n'],
       ['changeconf -name project1 -component config -version v99', 'version "v99" of component "config" not found\n'],
