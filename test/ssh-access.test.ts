@@ -83,7 +83,7 @@ describe('deploy-tools SSH front: access and limits', () => {
     assert.match(front.server.logs(), /"role":"agent"/);
   });
 
-  it("accepts uploads opened read-write as Go's sftp Create does (deployctl, deploy-from-docker), and reads nothing back", async (t) => {
+  it("serves Go-style SFTP clients: uploads opened read-write (deployctl), and deploy-agent's relative paths and pipelined reads", async (t) => {
     const root = await tempDir(t);
     const front = await startSshServer(root);
     t.after(() => front.server.stop());
@@ -111,6 +111,24 @@ describe('deploy-tools SSH front: access and limits', () => {
       stream.on('exit', (code: number) => resolve({ code, out }));
     }));
     assert.deepEqual(added, { code: 0, out: '' });
+    assert.equal((await front.ssh(['addconf -name go -layer go:v1'])).code, 0);
+
+    // deploy-agent's reads: relative paths, FSTAT, and many reads in flight at once.
+    const agentClient = new ssh2.Client();
+    t.after(() => agentClient.end());
+    agentClient.connect({ host: '127.0.0.1', port: front.port, username: 'deploy-agent', privateKey: await readFile(front.agent.file), readyTimeout: 10_000 });
+    await once(agentClient, 'ready');
+    const view = await new Promise<SFTPWrapper>((resolve, reject) => agentClient.sftp((error, channel) => (error ? reject(error) : resolve(channel))));
+    const json = await new Promise<Buffer>((resolve, reject) => view.readFile('configs/go.json', (error, data) => (error ? reject(error) : resolve(data))));
+    const doc = JSON.parse(json.toString()) as { Layers: { File: string; Hash: string }[] };
+    assert.equal(doc.Layers[0]!.Hash, archive.hash);
+    const fetched = path.join(root, 'fetched.tar.gz');
+    await new Promise<void>((resolve, reject) => view.fastGet(doc.Layers[0]!.File, fetched, { concurrency: 16, chunkSize: 4096 }, (error) => (error ? reject(error) : resolve())));
+    assert.deepEqual(await readFile(fetched), bytes, 'pipelined reads reassemble the blob');
+    const listed = await new Promise<string[]>((resolve, reject) => view.readdir('/configs', (error, list) => (error ? reject(error) : resolve(list.map((e) => e.filename)))));
+    assert.deepEqual(listed, ['go.json']);
+    const written = await new Promise<Error | undefined>((resolve) => view.writeFile('configs/go.json', 'x', (error) => resolve(error ?? undefined)));
+    assert.ok(written, 'the agent view is read-only');
   });
 
   it('refuses uploads that are not archives or are over --max-upload, keeping nothing', async (t) => {
