@@ -61,6 +61,7 @@ async function execute(args: string[], io: ConsoleIo, identity: SshIdentity, dep
 
 /** Handles one session channel of an authenticated connection. */
 export function handleSession(session: Session, identity: SshIdentity, deps: SessionDeps): void {
+  session.on('error', (error: Error) => deps.logger.debug({ err: error, actor: identity.actor }, 'ssh session error'));
   if (identity.role === 'agent') {
     session.on('sftp', (accept) => serveAgentView(accept(), { store: deps.registry.store, logger: deps.logger }));
     session.on('exec', (_accept, reject) => reject());

@@ -129,6 +129,8 @@ export function serveAgentView(sftp: SFTPWrapper, deps: { store: Store; logger: 
     });
   };
 
+  // A malformed packet ends this session only, never the server.
+  sftp.on('error', (error: Error) => deps.logger.debug({ err: error }, 'ssh sftp session error'));
   sftp.on('REALPATH', (reqid: number, requested: string) => answerRealpath(sftp, reqid, requested));
   const stat = (reqid: number, requested: string): void => answer(reqid, async () => {
     const attrs = await statPath(normalizePath(requested));

@@ -54,6 +54,8 @@ export function serveUploadView(sftp: SFTPWrapper, deps: UploadViewDeps): void {
     return upload;
   };
 
+  // A malformed packet ends this session only, never the server.
+  sftp.on('error', (error: Error) => deps.logger.debug({ err: error }, 'ssh sftp session error'));
   sftp.on('REALPATH', (reqid: number, requested: string) => answerRealpath(sftp, reqid, requested));
   const stat = (reqid: number, requested: string): void => {
     if (normalizePath(requested) === '/') sftp.attrs(reqid, directoryAttrs());
