@@ -50,6 +50,12 @@ export const ServerConfigSchema = z.object({
   maxVersions: z.coerce.number().int().positive().default(10),
   retentionInterval: duration.prefault('10m'),
   uploadGrace: duration.prefault('30m'),
+  sshListen: listen.optional(),
+  sshOperatorKeys: z.string().min(1).optional(),
+  sshAgentKeys: z.string().min(1).optional(),
+  sshDeadline: duration.prefault('30m'),
+  sshHandshakeTimeout: duration.prefault('20s'),
+  sshMaxSessions: z.coerce.number().int().positive().default(64),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -13,6 +13,9 @@ import { buildApp } from './build-app.ts';
 import { bootstrap, bootstrapFiles } from './bootstrap.ts';
 import type { ServerConfig } from './config.ts';
 import { STRATA_VERSION } from '../lib/version.ts';
+import { Registry } from '../core/registry.ts';
+import { StrataError } from '../core/errors.ts';
+import { loadSshKeys, startSshFront, type SshFront } from '../ssh/server.ts';
 
 /** A running server. */
 export interface RunningServer {
@@ -32,14 +35,17 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const logger = io.logger ?? createLogger({ level: config.logLevel, name: 'strata-server' });
   const lifecycle = new Lifecycle(logger, { deadlineMs: 10_000 });
   const dataDir = path.resolve(config.data);
+  // The SSH front's key files are checked first, so a bad one stops the server before anything starts.
+  if (config.sshListen && (!config.sshOperatorKeys || !config.sshAgentKeys)) throw new StrataError('BAD_REQUEST', '--ssh-listen needs --ssh-operator-keys and --ssh-agent-keys');
+  const sshKeys = config.sshListen ? await loadSshKeys({ operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys! }) : undefined;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await createStore({ kind: 'sqlite', dir: path.join(dataDir, 'store') });
   lifecycle.onShutdown(() => store.close());
 
   const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'));
+  const limits = { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } };
   const app = await buildApp({
-    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic,
-    limits: { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } },
+    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic, limits,
     ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
   });
   lifecycle.onShutdown(() => app.close());
@@ -47,6 +53,16 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
   const url = clientUrl(tls ? 'https' : 'http', config.listen.host, port);
+
+  let ssh: SshFront | undefined;
+  if (config.sshListen && sshKeys) {
+    ssh = await startSshFront({
+      host: config.sshListen.host, port: config.sshListen.port,
+      operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys!,
+      handshakeTimeoutMs: config.sshHandshakeTimeout, deadlineMs: config.sshDeadline, maxConnections: config.sshMaxSessions,
+    }, sshKeys, { registry: new Registry(store), limits, logger, dataDir });
+    lifecycle.onShutdown(() => ssh!.close());
+  }
 
   const { firstStart } = await bootstrap(store, { dataDir, serverUrl: url, ...(tls ? { caFingerprint: tls.fingerprint } : {}) });
   const retention = setInterval(() => {
@@ -65,6 +81,7 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
     ...(tls ? [`CA fingerprint: ${tls.fingerprint}`] : ['WARNING: plain HTTP (--insecure-http): tokens cross the network in clear text']),
     firstStart ? `First start: admin credentials written to ${files.adminEnv}` : `Admin credentials: ${files.adminEnv}`,
     ...(tls ? [`Join token for agents: ${files.joinToken}`] : []),
+    ...(ssh ? [`SSH front (deploy-tools) listening on ${ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host}:${ssh.port}`, `host key fingerprint: ${ssh.fingerprint}`] : []),
     '',
     'Next, in another terminal (from the Strata checkout):',
     `  source ${files.adminEnv}`,

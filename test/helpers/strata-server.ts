@@ -22,6 +22,8 @@ export interface TestServer {
   process: ChildProcess;
   /** Output the server wrote to stderr (its logs), for failure messages. */
   logs(): string;
+  /** What the server printed on stdout (its start banner). */
+  output(): string;
   /** Environment for CLI calls against this server. */
   env: Record<string, string>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -54,6 +56,7 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], opt
   return {
     url, fingerprint, token, dataDir, process: child, env,
     logs: () => stderr,
+    output: () => stdout,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null) return child.exitCode;
       child.kill(signal);

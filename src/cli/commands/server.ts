@@ -20,6 +20,12 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--max-versions <n>', 'versions kept per component by retention (never one in use)', '10')
     .option('--retention-interval <duration>', 'how often retention runs', '10m')
     .option('--upload-grace <duration>', 'how long an unreferenced upload is kept before it is collected', '30m')
+    .option('--ssh-listen <host:port>', 'also serve the deploy-tools SSH front (console, SFTP) on this address')
+    .option('--ssh-operator-keys <file>', 'authorized_keys of operators (any SSH user but deploy-agent)')
+    .option('--ssh-agent-keys <file>', 'authorized_keys of deploy-agent')
+    .option('--ssh-deadline <duration>', 'lifetime of an SSH connection', '30m')
+    .option('--ssh-handshake-timeout <duration>', 'time an SSH client has to authenticate', '20s')
+    .option('--ssh-max-sessions <n>', 'SSH connections open at once', '64')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, unknown>) => {
       // Loaded here so that every other command starts without the server's dependencies.
@@ -37,5 +43,5 @@ export function registerServer(program: Command, context: CliContext): void {
       server.lifecycle.handleSignals();
       await new Promise<void>((resolve) => server.lifecycle.onShutdown(async () => resolve()));
     });
-  examples(command, ['strata server', 'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net']);
+  examples(command, ['strata server', 'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net', 'strata server --ssh-listen 0.0.0.0:2022 --ssh-operator-keys operator.keys --ssh-agent-keys service.keys']);
 }
