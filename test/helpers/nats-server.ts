@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,18 @@ export async function natsServerBinary(): Promise<string | undefined> {
     if (await access(candidate).then(() => true, () => false)) return candidate;
   }
   return undefined;
+}
+
+/** Whether the monitoring port answers /healthz with 200 (no keep-alive, so nothing lingers after the test). */
+function healthz(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = get({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: 2000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    request.on('error', () => resolve(false));
+    request.on('timeout', () => request.destroy());
+  });
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks it; it is released for the server to take). */
@@ -120,7 +133,7 @@ async function startDeployment(size: number): Promise<NatsDeployment> {
     const deadline = Date.now() + 30_000;
     for (;;) {
       if (spec.child?.exitCode !== null && spec.child?.exitCode !== undefined) throw new Error(`nats-server ${spec.name} exited:\n${spec.log.join('')}`);
-      const healthy = await fetch(`http://127.0.0.1:${spec.monitorPort}/healthz`).then((r) => r.ok, () => false);
+      const healthy = await healthz(spec.monitorPort);
       if (healthy) return;
       if (Date.now() > deadline) throw new Error(`nats-server ${spec.name} not ready after 30s:\n${spec.log.join('')}`);
       await sleep(50);

@@ -20,6 +20,7 @@ import { registerOrders } from './orders.ts';
 import { registerGroup } from './group.ts';
 import { registerAgent } from './agent.ts';
 import { registerQuickstart } from './quickstart.ts';
+import { registerMigrate } from './migrate.ts';
 
 /** Adds all subcommands to the program. */
 export function registerCommands(program: Command, context: CliContext): void {
@@ -49,4 +50,5 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerAudit(program, context);
   registerAgent(program, context);
   registerQuickstart(program, context);
+  registerMigrate(program, context);
 }
