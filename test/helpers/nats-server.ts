@@ -153,7 +153,7 @@ async function startDeployment(size: number): Promise<NatsDeployment> {
   const specOf = (node: NatsNode): NodeSpec => specs.find((s) => s.name === node.name)!;
   const stop = async (): Promise<void> => {
     for (const spec of specs) spec.child?.kill('SIGTERM');
-    await Promise.race([Promise.all(specs.map(exited)), sleep(5000)]);
+    await Promise.race([Promise.all(specs.map(exited)), sleep(5000, undefined, { ref: false })]);
     for (const spec of specs) spec.child?.kill('SIGKILL');
     await Promise.all(specs.map(exited));
     await rm(root, { recursive: true, force: true });
