@@ -46,7 +46,8 @@ async function eventually<T>(read: () => Promise<T>): Promise<T> {
 }
 
 it('keeps every acknowledged write across kill -9 of the ledger leader', async () => {
-  store = await openNatsStore({ servers: cluster.servers, replicas: 3, prefix: 'strata', spoolDir });
+  // Short request timeouts: reads retry sooner while the survivors elect new leaders.
+  store = await openNatsStore({ servers: cluster.servers, replicas: 3, prefix: 'strata', spoolDir, requestTimeoutMs: 1000 });
   const blob = Buffer.alloc(600_000, 5);
   const stored = await store.putBlob(chunks(blob.subarray(0, 300_000), blob.subarray(300_000)));
   const v1 = await store.addVersion({ component: 'app', version: '1', blob: stored.sha256, actor: 'tester' });

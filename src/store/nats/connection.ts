@@ -25,6 +25,8 @@ export interface NatsStoreOptions {
   prefix?: string;
   /** Where uploads are staged locally while they stream in, for `beforeCommit` to re-read (default: the OS temp dir). */
   spoolDir?: string;
+  /** How long one JetStream request may take before it fails (default 5000 ms). */
+  requestTimeoutMs?: number;
   /** Connection name shown by the NATS server's monitoring. */
   name?: string;
 }
@@ -93,9 +95,9 @@ export interface NatsHandles {
 }
 
 /** Creates (if missing) every stream and bucket with `replicas` and opens them. Safe to run on every start, by every replica. */
-export async function ensureLayout(nc: NatsConnection, layout: NatsLayout, replicas: number): Promise<NatsHandles> {
-  const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
+export async function ensureLayout(nc: NatsConnection, layout: NatsLayout, replicas: number, timeout = 5000): Promise<NatsHandles> {
+  const jsm = await jetstreamManager(nc, { timeout });
+  const js = jetstream(nc, { timeout });
   const limits = { num_replicas: replicas, allow_rollup_hdrs: true, max_msgs_per_subject: -1 } as const;
   await ensureStream(jsm, { name: layout.ledger.stream, subjects: [layout.ledger.subjects], ...limits, description: 'Strata: blobs, versions and configuration revisions (seq = stream sequence)' });
   await ensureStream(jsm, { name: layout.audit.stream, subjects: [layout.audit.subject], ...limits, description: 'Strata: audit log (seq = stream sequence)' });

@@ -80,7 +80,7 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
   const nc = await connectNats(options);
   let handles;
   try {
-    handles = await ensureLayout(nc, layout, options.replicas);
+    handles = await ensureLayout(nc, layout, options.replicas, options.requestTimeoutMs);
   } catch (error) {
     await nc.close().catch(() => undefined);
     throw error;
