@@ -2,11 +2,11 @@
  * `strata server`: reads the configuration, opens the store, sets up TLS, builds the app,
  * listens, keeps retention running, and shuts down cleanly on a signal.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
-import { createStore } from '../store/create-store.ts';
+import { createStore, type StoreOptions } from '../store/create-store.ts';
 import { applyRetention } from '../core/retention.ts';
 import { ensureServerTls } from './tls.ts';
 import { buildApp } from './build-app.ts';
@@ -30,6 +30,24 @@ function clientUrl(scheme: string, host: string, port: number): string {
   return `${scheme}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
+/** The store the configuration picks: the embedded one under the data dir, or NATS JetStream. */
+export async function storeOptions(config: ServerConfig, dataDir: string): Promise<StoreOptions> {
+  if (config.store === 'sqlite' || config.nats === undefined) return { kind: 'sqlite', dir: path.join(dataDir, 'store') };
+  const password = config.natsPasswordFile === undefined ? undefined : (await readFile(config.natsPasswordFile, 'utf8')).replace(/\r?\n$/, '');
+  const tls = config.natsCa || config.natsCert ? { ...(config.natsCa ? { ca: config.natsCa } : {}), ...(config.natsCert ? { cert: config.natsCert } : {}), ...(config.natsKey ? { key: config.natsKey } : {}) } : undefined;
+  return {
+    kind: 'nats',
+    servers: config.nats,
+    replicas: config.natsReplicas,
+    prefix: config.natsPrefix,
+    spoolDir: path.join(dataDir, 'nats-spool'),
+    ...(config.natsCreds ? { creds: config.natsCreds } : {}),
+    ...(config.natsUser ? { user: config.natsUser } : {}),
+    ...(password === undefined ? {} : { password }),
+    ...(tls ? { tls } : {}),
+  };
+}
+
 /** Starts the server; resolves once it listens. */
 export async function runServer(config: ServerConfig, io: { stdout: NodeJS.WritableStream; logger?: Logger }): Promise<RunningServer> {
   const logger = io.logger ?? createLogger({ level: config.logLevel, name: 'strata-server' });
@@ -39,7 +57,7 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   if (config.sshListen && (!config.sshOperatorKeys || !config.sshAgentKeys)) throw new StrataError('BAD_REQUEST', '--ssh-listen needs --ssh-operator-keys and --ssh-agent-keys');
   const sshKeys = config.sshListen ? await loadSshKeys({ operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys! }) : undefined;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const store = await createStore({ kind: 'sqlite', dir: path.join(dataDir, 'store') });
+  const store = await createStore(await storeOptions(config, dataDir));
   lifecycle.onShutdown(() => store.close());
 
   const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'));

@@ -22,6 +22,7 @@ import { registerGroup } from './group.ts';
 import { registerAgent } from './agent.ts';
 import { registerQuickstart } from './quickstart.ts';
 import { registerTop } from './top.ts';
+import { registerMigrate } from './migrate.ts';
 
 /** Adds all subcommands to the program. */
 export function registerCommands(program: Command, context: CliContext): void {
@@ -53,4 +54,5 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerAudit(program, context);
   registerAgent(program, context);
   registerQuickstart(program, context);
+  registerMigrate(program, context);
 }

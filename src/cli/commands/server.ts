@@ -1,4 +1,4 @@
-/** `strata server`: run the server on the embedded store. */
+/** `strata server`: run the server on the embedded store, or on NATS JetStream with --store nats. */
 import type { Command } from 'commander';
 import { ServerConfigSchema } from '../../server/config.ts';
 import { UsageError, type CliContext } from '../context.ts';
@@ -8,7 +8,7 @@ import { leanStart } from '../../lib/lean-start.ts';
 /** Registers `server`. */
 export function registerServer(program: Command, context: CliContext): void {
   const command = program.command('server')
-    .description('run the Strata server (registry, API, agent channel) on the embedded SQLite store')
+    .description('run the Strata server (registry, API, agent channel) on the embedded SQLite store or on NATS JetStream')
     .option('--data <dir>', 'data directory (env STRATA_DATA)', context.env['STRATA_DATA'] ?? '.strata/data')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7443')
     .option('--insecure-http', 'serve plain HTTP instead of TLS (tokens travel in clear text)')
@@ -27,6 +27,16 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--ssh-handshake-timeout <duration>', 'time an SSH client has to authenticate', '20s')
     .option('--ssh-max-sessions <n>', 'SSH connections open at once', '64')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
+    .option('--store <kind>', 'where state lives: sqlite (embedded, under --data; one server) or nats (NATS JetStream; several servers can share it)', context.env['STRATA_STORE'] ?? 'sqlite')
+    .option('--nats <urls>', 'with --store nats: NATS servers, comma-separated; list every cluster node, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222 (env STRATA_NATS)', context.env['STRATA_NATS'])
+    .option('--nats-creds <file>', 'NATS credentials file (.creds with JWT and nkey seed, as nsc writes it)')
+    .option('--nats-user <user>', 'NATS user name (with --nats-password-file)')
+    .option('--nats-password-file <file>', 'file holding the NATS password (kept out of the command line and the environment)')
+    .option('--nats-ca <file>', 'CA certificate to verify the NATS servers (TLS)')
+    .option('--nats-cert <file>', 'client certificate for NATS mutual TLS (with --nats-key)')
+    .option('--nats-key <file>', 'private key of --nats-cert')
+    .option('--nats-replicas <n>', 'copies JetStream keeps of every stream and bucket: 1 for a single NATS server, 3 for a three-node cluster', '1')
+    .option('--nats-prefix <prefix>', 'prefix of every stream, bucket and subject name, so several Strata installations can share one NATS account', 'strata')
     .action(async (options: Record<string, unknown>) => {
       // Loaded here so that every other command starts without the server's dependencies.
       let serverMain!: typeof import('../../server/main.ts');
@@ -43,5 +53,11 @@ export function registerServer(program: Command, context: CliContext): void {
       server.lifecycle.handleSignals();
       await new Promise<void>((resolve) => server.lifecycle.onShutdown(async () => resolve()));
     });
-  examples(command, ['strata server', 'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net', 'strata server --ssh-listen 0.0.0.0:2022 --ssh-operator-keys operator.keys --ssh-agent-keys service.keys']);
+  examples(command, [
+    'strata server',
+    'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net',
+    'strata server --ssh-listen 0.0.0.0:2022 --ssh-operator-keys operator.keys --ssh-agent-keys service.keys',
+    'strata server --store nats --nats nats://127.0.0.1:4222',
+    'strata server --store nats --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --nats-replicas 3 --nats-creds /etc/strata/nats.creds',
+  ]);
 }
