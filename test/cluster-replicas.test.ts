@@ -9,86 +9,24 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/server/build-app.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import { generateApiToken } from '../src/core/tokens.ts';
-import { createLogger } from '../src/lib/logger.ts';
-import { createHttpClient } from '../src/lib/http-client.ts';
-import { connectNats } from '../src/server/cluster/nats-connect.ts';
-import { NatsBus } from '../src/server/cluster/nats-bus.ts';
 import type { Store } from '../src/store/contract.ts';
-import type { OrderEvent } from '../src/protocol/order-api.ts';
-import { TEST_CA, type TestApp } from './helpers/app.ts';
 import { enrolled, fakeAgent, version, configure } from './helpers/fake-agent.ts';
-import { answerOk, orderAgent, sleep, type Behaviour, type OrderAgent } from './helpers/order-agent.ts';
+import { orderAgent, type Behaviour, type OrderAgent } from './helpers/order-agent.ts';
 import { startNats, type NatsNode } from './helpers/nats-process.ts';
+import { TEST_BUS_TIMING as BUS_TIMING, cutNats, onlineAgents as online, resultsByHost as results, sendOrder, startReplica, type Replica } from './helpers/replicas.ts';
 import { waitFor } from './helpers/strata-agent.ts';
-
-const BUS_TIMING = { beatMs: 100, expireMs: 800, requestTimeoutMs: 2000 };
-const CHANNEL = { pingIntervalMs: 60_000, silenceTimeoutMs: 120_000 };
+import type { TestApp } from './helpers/app.ts';
 
 let dir: string;
 let nats: NatsNode[];
 let store: Store;
 const cleanups: (() => Promise<void>)[] = [];
 
-/** A replica: an app with its own NATS bus on the shared store, listening on a free port. */
-interface Replica {
-  app: FastifyInstance;
-  bus: NatsBus;
-  base: string;
-  client: ReturnType<typeof createHttpClient>;
-}
-
 async function replica(prefix: string): Promise<Replica> {
-  const bus = new NatsBus(await connectNats({ servers: [nats[0]!.url] }), { log: createLogger({ level: 'silent' }), prefix, timing: BUS_TIMING });
-  const app = await buildApp({
-    store, logger: createLogger({ level: 'silent' }), version: 'test', caFingerprint: TEST_CA, channel: CHANNEL, cluster: bus,
-    limits: { maxUploadBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024, archive: { maxEntries: 100, maxUnpackedBytes: 1024 * 1024 } },
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address() as { port: number };
-  const base = `127.0.0.1:${address.port}`;
-  const client = createHttpClient({ baseUrl: `http://${base}` });
-  cleanups.push(async () => {
-    client.close();
-    await app.close();
-  });
-  return { app, bus, base, client };
-}
-
-/** A TestApp view of a replica, for the fake-agent helpers (which inject into the app). */
-async function env(r: Replica): Promise<TestApp> {
-  const auth = {} as TestApp['auth'];
-  const tokenIds = {} as TestApp['tokenIds'];
-  for (const role of ['admin', 'deployer', 'viewer'] as const) {
-    const token = generateApiToken();
-    await store.createToken({ id: token.id, kind: 'api', role, name: `${role}-token`, secretHash: token.secretHash, createdAt: new Date().toISOString(), createdBy: 'test' });
-    auth[role] = { authorization: `Bearer ${token.text}` };
-    tokenIds[role] = token.id;
-  }
-  return { app: r.app, store, auth, tokenIds };
-}
-
-/** Sends an order through a replica and collects its NDJSON events. */
-async function order(r: Replica, e: TestApp, body: Record<string, unknown>): Promise<(OrderEvent & { at: number })[]> {
-  const started = Date.now();
-  const response = await r.client.request({ method: 'POST', path: '/v1/orders', headers: e.auth.deployer, json: body });
-  assert.equal(response.status, 200);
-  const events: (OrderEvent & { at: number })[] = [];
-  for await (const line of createInterface({ input: response.body })) events.push({ ...(JSON.parse(line) as OrderEvent), at: Date.now() - started });
-  return events;
-}
-
-function results(events: OrderEvent[]) {
-  return Object.fromEntries(events.flatMap((e) => (e.type === 'result' ? [[e.host, e.result]] : [])));
-}
-
-async function online(e: TestApp): Promise<Record<string, boolean>> {
-  const response = await e.app.inject({ method: 'GET', url: '/v1/agents', headers: e.auth.viewer });
-  return Object.fromEntries((response.json() as { agents: { name: string; online: boolean }[] }).agents.map((a) => [a.name, a.online]));
+  const started = await startReplica(store, [nats[0]!.url], prefix);
+  cleanups.push(() => started.close());
+  return started;
 }
 
 before(async () => {
@@ -108,15 +46,13 @@ describe('server replicas on one NATS', () => {
   let a: Replica;
   let b: Replica;
   let envA: TestApp;
-  let envB: TestApp;
   const agents: Record<string, OrderAgent> = {};
   const identities = Object.fromEntries(['w1', 'w2', 'w3', 'w4', 'slow'].map((name) => [name, fakeAgent(name)]));
 
   before(async () => {
     a = await replica('r1');
     b = await replica('r1');
-    envA = await env(a);
-    envB = await env(b);
+    envA = a.env;
     for (const identity of Object.values(identities)) await enrolled(envA, identity, { labels: { role: 'web' } });
     const never: Behaviour = async () => undefined;
     agents['w1'] = await orderAgent(`ws://${b.base}`, identities['w1']!);
@@ -130,8 +66,8 @@ describe('server replicas on one NATS', () => {
 
   it('shows agents online whichever replica answers, and names each replica in /v1/health', async () => {
     const expected = { slow: true, w1: true, w2: true, w3: true, w4: false };
-    await waitFor('A to see B\'s agents', async () => JSON.stringify(await online(envA)) === JSON.stringify(expected), 3000, 20);
-    assert.deepEqual(await online(envB), expected);
+    await waitFor('A to see B\'s agents', async () => JSON.stringify(await online(a)) === JSON.stringify(expected), 3000, 20);
+    assert.deepEqual(await online(b), expected);
     const healthA = (await a.app.inject({ method: 'GET', url: '/v1/health' })).json();
     assert.equal(healthA.replica, a.bus.replica);
     assert.deepEqual(healthA.peers, [b.bus.replica]);
@@ -140,7 +76,7 @@ describe('server replicas on one NATS', () => {
   });
 
   it('runs an order sent through A on agents held by B and A, with one result per host', async () => {
-    const events = await order(a, envA, { target: { hosts: ['w1', 'w2', 'w3', 'w4'] }, args: { verb: 'exec', name: 'uptime', args: ['-p'] } });
+    const events = await sendOrder(a, { target: { hosts: ['w1', 'w2', 'w3', 'w4'] }, args: { verb: 'exec', name: 'uptime', args: ['-p'] } });
     const byHost = results(events);
     assert.deepEqual(Object.keys(byHost).sort(), ['w1', 'w2', 'w3', 'w4']);
     for (const host of ['w1', 'w2', 'w3']) {
@@ -154,7 +90,7 @@ describe('server replicas on one NATS', () => {
   });
 
   it('gives OFFLINE at once when the agent on B disconnects mid-order, and cancels at the deadline through B', async () => {
-    const pending = order(a, envA, { target: { hosts: ['slow'] }, args: { verb: 'ping' }, timeoutMs: 20_000 });
+    const pending = sendOrder(a, { target: { hosts: ['slow'] }, args: { verb: 'ping' }, timeoutMs: 20_000 });
     await agents['slow']!.waitFor('order', 3000);
     const closedAt = Date.now();
     await agents['slow']!.close();
@@ -163,8 +99,8 @@ describe('server replicas on one NATS', () => {
     assert.ok(Date.now() - closedAt < 2000, `OFFLINE came ${Date.now() - closedAt} ms after the channel closed`);
 
     agents['slow'] = await orderAgent(`ws://${b.base}`, identities['slow']!, async () => undefined);
-    await waitFor('A to see slow again', async () => (await online(envA))['slow'] === true, 3000, 20);
-    const timedOut = await order(a, envA, { target: { hosts: ['slow'] }, args: { verb: 'ping' }, timeoutMs: 500 });
+    await waitFor('A to see slow again', async () => (await online(a))['slow'] === true, 3000, 20);
+    const timedOut = await sendOrder(a, { target: { hosts: ['slow'] }, args: { verb: 'ping' }, timeoutMs: 500 });
     assert.equal(results(timedOut)['slow']!.code, 'TIMEOUT');
     const cancel = await agents['slow']!.waitFor('order-cancel', 3000);
     assert.equal(cancel.type === 'order-cancel' && cancel.orderId, (timedOut[0] as { id: string }).id);
@@ -200,17 +136,16 @@ describe('server replicas on one NATS', () => {
 
   it('forgets the agents of a replica that dies, and answers OFFLINE for them', async () => {
     const c = await replica('r1');
-    const envC = await env(c);
     agents['w4'] = await orderAgent(`ws://${c.base}`, identities['w4']!);
-    await waitFor('A to see w4 on C', async () => (await online(envA))['w4'] === true, 3000, 20);
+    await waitFor('A to see w4 on C', async () => (await online(a))['w4'] === true, 3000, 20);
     // C dies without a word: its NATS connection is cut and its sockets stop answering.
-    await (c.bus as unknown as { nc: { close(): Promise<void> } }).nc.close();
+    await cutNats(c);
     const died = Date.now();
-    await waitFor('A to show w4 offline', async () => (await online(envA))['w4'] === false, 5000, 20);
+    await waitFor('A to show w4 offline', async () => (await online(a))['w4'] === false, 5000, 20);
     const took = Date.now() - died;
     assert.ok(took < BUS_TIMING.expireMs + 1000, `presence healed after ${took} ms`);
-    const events = await order(a, envA, { target: { hosts: ['w4'] }, args: { verb: 'ping' } });
+    const events = await sendOrder(a, { target: { hosts: ['w4'] }, args: { verb: 'ping' } });
     assert.equal(results(events)['w4']!.code, 'OFFLINE');
-    assert.equal((await online(envC))['w1'], false, 'C, cut off from NATS, no longer sees B\'s agents either');
+    assert.equal((await online(c))['w1'], false, 'C, cut off from NATS, no longer sees B\'s agents either');
   });
 });
