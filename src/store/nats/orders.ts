@@ -1,0 +1,114 @@
+/**
+ * Fleet orders in two streams: `orders.<id>` holds each order as created (never rewritten, so
+ * stream order is creation order and "newest N" is a sequence range), `order-results.<id>` its
+ * outcome, written once with compare-and-set (finishing twice keeps the first). Creating an
+ * order then prunes the oldest beyond `keep`: not in the same atomic write as SQLite does, but
+ * right after it, and idempotently, so a crash in between leaves at most a few extra orders that
+ * the next creation removes.
+ */
+import { StrataError } from '../../core/errors.ts';
+import type { HostResult } from '../../protocol/orders.ts';
+import { ORDER_RETENTION, type OrderCounts, type OrderRecord } from '../contract.ts';
+import { boundedResults } from '../order-limits.ts';
+import { fromJson, isWrongLastSequence, nowIso, storageError, toJson, token } from './codec.ts';
+import type { NatsContext } from './context.ts';
+import { getLast, scan } from './stream-reads.ts';
+
+/** An order's outcome as stored. */
+interface StoredOutcome {
+  finishedAt: string;
+  summary: OrderCounts;
+  results: Record<string, HostResult>;
+}
+
+const subjects = {
+  order: (ctx: NatsContext, id: string) => `${ctx.layout.prefix}.orders.${token(id)}`,
+  outcome: (ctx: NatsContext, id: string) => `${ctx.layout.prefix}.order-results.${token(id)}`,
+};
+
+/** Records a new order and prunes the oldest beyond `keep`. */
+export async function createOrder(
+  ctx: NatsContext,
+  input: Omit<OrderRecord, 'createdAt' | 'finishedAt' | 'summary' | 'results'> & { createdAt?: string },
+  options: { keep?: number } = {},
+): Promise<OrderRecord> {
+  const keep = Math.max(1, Math.floor(options.keep ?? ORDER_RETENTION));
+  const record: OrderRecord = { id: input.id, createdAt: input.createdAt ?? nowIso(), actor: input.actor, args: input.args, target: input.target, hosts: [...input.hosts] };
+  try {
+    await ctx.js.publish(subjects.order(ctx, record.id), toJson(record), { expect: { lastSubjectSequence: 0 } });
+  } catch (error) {
+    if (isWrongLastSequence(error)) throw new StrataError('BAD_REQUEST', `order ${JSON.stringify(record.id)} already exists`, { details: { id: record.id } });
+    throw storageError(error);
+  }
+  await prune(ctx, keep);
+  return record;
+}
+
+/** Removes the oldest orders (and their outcomes) beyond the newest `keep`. */
+async function prune(ctx: NatsContext, keep: number): Promise<void> {
+  const stream = ctx.layout.orders.stream;
+  const { state } = await ctx.jsm.streams.info(stream);
+  if (state.messages <= keep) return;
+  const doomed = await scan(ctx, stream, `${ctx.layout.prefix}.orders.>`, { startSeq: state.first_seq }, state.messages - keep);
+  const last = doomed[doomed.length - 1];
+  if (last === undefined) return;
+  await ctx.jsm.streams.purge(stream, { seq: last.seq + 1 });
+  for (const message of doomed) {
+    const { id } = fromJson<OrderRecord>(message.data);
+    await ctx.jsm.streams.purge(ctx.layout.orderResults.stream, { filter: subjects.outcome(ctx, id) });
+  }
+}
+
+/** Records an order's outcome once; a second call returns the first outcome. */
+export async function finishOrder(ctx: NatsContext, id: string, outcome: { summary: OrderCounts; results: Record<string, HostResult>; finishedAt?: string }): Promise<OrderRecord> {
+  const created = await getLast(ctx, ctx.layout.orders.stream, subjects.order(ctx, id));
+  if (created === undefined) throw new StrataError('ORDER_NOT_FOUND', `order ${JSON.stringify(id)} not found`, { details: { id } });
+  const record = fromJson<OrderRecord>(created.data);
+  const stored: StoredOutcome = { finishedAt: outcome.finishedAt ?? nowIso(), summary: { ...outcome.summary }, results: boundedResults(outcome.results) };
+  try {
+    await ctx.js.publish(subjects.outcome(ctx, id), toJson(stored), { expect: { lastSubjectSequence: 0 } });
+    return { ...record, ...stored };
+  } catch (error) {
+    if (!isWrongLastSequence(error)) throw storageError(error);
+  }
+  return (await getOrder(ctx, id)) ?? record;
+}
+
+/** One order with its results, or undefined. */
+export async function getOrder(ctx: NatsContext, id: string): Promise<OrderRecord | undefined> {
+  const [created, finished] = await Promise.all([
+    getLast(ctx, ctx.layout.orders.stream, subjects.order(ctx, id)),
+    getLast(ctx, ctx.layout.orderResults.stream, subjects.outcome(ctx, id)),
+  ]);
+  if (created === undefined) return undefined;
+  const record = fromJson<OrderRecord>(created.data);
+  return finished === undefined ? record : { ...record, ...fromJson<StoredOutcome>(finished.data) };
+}
+
+/** Orders newest first, without results. */
+export async function listOrders(ctx: NatsContext, options: { limit: number; before?: string }): Promise<OrderRecord[]> {
+  const limit = Math.max(0, Math.floor(options.limit));
+  const stream = ctx.layout.orders.stream;
+  let { first_seq: first, last_seq: high } = (await ctx.jsm.streams.info(stream)).state;
+  if (options.before !== undefined) {
+    const before = await getLast(ctx, stream, subjects.order(ctx, options.before));
+    if (before === undefined) throw new StrataError('ORDER_NOT_FOUND', `order ${JSON.stringify(options.before)} not found`, { details: { id: options.before } });
+    high = before.seq - 1;
+  }
+  const records: OrderRecord[] = [];
+  // Creation messages are never rewritten, so the newest orders are the highest sequences; walk down.
+  while (records.length < limit && high >= first && high > 0) {
+    const low = Math.max(first, high - (limit - records.length) + 1);
+    const batch = (await scan(ctx, stream, `${ctx.layout.prefix}.orders.>`, { startSeq: low }, high - low + 1)).filter((m) => m.seq <= high);
+    for (const message of batch.reverse()) records.push(fromJson<OrderRecord>(message.data));
+    high = low - 1;
+    if (batch.length === 0) first = Math.max(first, (await ctx.jsm.streams.info(stream)).state.first_seq);
+  }
+  const outcomes = await Promise.all(records.map((r) => getLast(ctx, ctx.layout.orderResults.stream, subjects.outcome(ctx, r.id))));
+  return records.slice(0, limit).map((record, i) => {
+    const outcome = outcomes[i];
+    if (outcome === undefined) return record;
+    const { finishedAt, summary } = fromJson<StoredOutcome>(outcome.data);
+    return { ...record, finishedAt, summary };
+  });
+}
