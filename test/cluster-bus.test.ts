@@ -5,11 +5,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../src/lib/logger.ts';
-import { connectNats } from '../src/server/cluster/nats-connect.ts';
+import { connectNats } from '../src/store/nats/connection.ts';
 import { NatsBus } from '../src/server/cluster/nats-bus.ts';
 import type { AgentCommand, BusHandlers, ClusterEvent } from '../src/server/cluster/bus.ts';
 import type { OrderReply } from '../src/server/channel/session.ts';
-import { startNats, type NatsNode } from './helpers/nats-process.ts';
+import { startNatsServer, type NatsDeployment } from './helpers/nats-server.ts';
 import { waitFor } from './helpers/strata-agent.ts';
 
 const TIMING = { beatMs: 100, expireMs: 600, requestTimeoutMs: 2000 };
@@ -24,7 +24,7 @@ interface Heard {
 }
 
 let dir: string;
-let nats: NatsNode[];
+let nats: NatsDeployment;
 const buses: NatsBus[] = [];
 
 /** Starts a bus on its own connection, recording what its handlers hear. */
@@ -37,7 +37,7 @@ async function bus(prefix = 'strata'): Promise<{ bus: NatsBus; heard: Heard }> {
     moved: (agent, replica) => heard.moved.push({ agent, replica }),
     superseded: (agent, session) => heard.superseded.push({ agent, session }),
   };
-  const created = new NatsBus(await connectNats({ servers: [nats[0]!.url] }), { log: createLogger({ level: 'silent' }), prefix, timing: TIMING });
+  const created = new NatsBus(await connectNats({ servers: nats.servers, replicas: 1 }), { log: createLogger({ level: 'silent' }), prefix, timing: TIMING });
   await created.start(handlers);
   buses.push(created);
   return { bus: created, heard };
@@ -45,12 +45,12 @@ async function bus(prefix = 'strata'): Promise<{ bus: NatsBus; heard: Heard }> {
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'strata-bus-'));
-  nats = await startNats(dir);
+  nats = await startNatsServer();
 });
 
 after(async () => {
   for (const b of buses) await b.close();
-  for (const node of nats) await node.stop();
+  await nats?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -144,7 +144,7 @@ describe('cluster bus (NATS)', () => {
 
   it('ignores messages that are not valid bus messages', async () => {
     const a = await bus('p7');
-    const nc = await connectNats({ servers: [nats[0]!.url] });
+    const nc = await connectNats({ servers: nats.servers, replicas: 1 });
     nc.publish('p7.cluster.event', 'not json');
     nc.publish('p7.cluster.event', JSON.stringify({ v: 99, replica: 'aaaaaaaaaaaa', event: { type: 'assignments' } }));
     nc.publish(`p7.cluster.to.${a.bus.replica}`, JSON.stringify({ v: 1, kind: 'command', origin: 'bad', agent: 'x', command: { type: 'rm -rf' } }));

@@ -11,11 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
-import { startNats, type NatsNode } from './helpers/nats-process.ts';
+import { startNatsServer, type NatsDeployment } from './helpers/nats-server.ts';
 import { createHttpClient } from '../src/lib/http-client.ts';
 
 let root: string;
-let nats: NatsNode[];
+let nats: NatsDeployment;
 let a: TestServer;
 let b: TestServer;
 const agents: TestAgent[] = [];
@@ -53,15 +53,15 @@ async function health(server: TestServer): Promise<{ replica: string; peers: str
 describe('server replicas as real processes on one NATS', () => {
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'strata-cluster-e2e-'));
-    nats = await startNats(path.join(root, 'nats'));
-    a = await startServer(path.join(root, 'a'), [], { store: 'nats', nats: nats[0]!.url });
-    b = await startServer(path.join(root, 'b'), [], { store: 'nats', nats: nats[0]!.url, token: a.token });
+    nats = await startNatsServer();
+    a = await startServer(path.join(root, 'a'), [], { store: 'nats', nats: nats.servers[0]! });
+    b = await startServer(path.join(root, 'b'), [], { store: 'nats', nats: nats.servers[0]!, token: a.token });
   });
   after(async () => {
     await Promise.all(agents.map((agent) => agent.stop('SIGKILL')));
     await a?.stop();
     await b?.stop('SIGKILL');
-    for (const node of nats ?? []) await node.stop();
+    await nats?.stop();
     await rm(root, { recursive: true, force: true });
   });
 

@@ -12,12 +12,12 @@ import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/contract.ts';
 import { enrolled, fakeAgent } from './helpers/fake-agent.ts';
 import { orderAgent, type OrderAgent } from './helpers/order-agent.ts';
-import { startNats, type NatsNode } from './helpers/nats-process.ts';
+import { startNatsCluster, type NatsDeployment } from './helpers/nats-server.ts';
 import { onlineAgents, resultsByHost, sendOrder, startReplica, type Replica } from './helpers/replicas.ts';
 import { waitFor } from './helpers/strata-agent.ts';
 
 let dir: string;
-let nats: NatsNode[];
+let nats: NatsDeployment;
 let store: Store;
 let a: Replica;
 let b: Replica;
@@ -35,10 +35,10 @@ async function pingsThroughA(hosts: string[], timeoutMs: number): Promise<number
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'strata-nats-faults-'));
-  nats = await startNats(dir, 3);
+  nats = await startNatsCluster();
   store = await openSqliteStore({ dir: path.join(dir, 'store') });
   // A on node 0, B on node 1; each knows every node, as an operator would configure them.
-  const urls = nats.map((node) => node.url);
+  const urls = nats.servers;
   a = await startReplica(store, [urls[0]!, urls[2]!], 'faults');
   b = await startReplica(store, [urls[1]!, urls[2]!], 'faults');
   for (const name of ['f1', 'f2']) {
@@ -53,7 +53,7 @@ after(async () => {
   await a?.close();
   await b?.close();
   await store?.close();
-  for (const node of nats ?? []) await node.stop('SIGKILL');
+  await nats?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -64,20 +64,20 @@ describe('cluster bus through NATS failures', () => {
   });
 
   it('survives kill -9 of the node A is connected to', async () => {
-    await nats[0]!.stop('SIGKILL');
+    await nats.kill(nats.nodes[0]!);
     const took = await pingsThroughA(['f1', 'f2'], 20_000);
     assert.deepEqual(await onlineAgents(a), { f1: true, f2: true }, 'presence did not drop the agents for good');
-    await nats[0]!.start();
+    await nats.restart(nats.nodes[0]!);
     assert.ok(took < 20_000);
   });
 
   it('recovers after the whole NATS cluster restarts, without help', async () => {
-    for (const node of nats) await node.stop('SIGTERM');
+    for (const node of nats.nodes) await nats.kill(node);
     // While NATS is away, B's agents are unknown to A (B is silent) and orders give OFFLINE, not a hang.
     await waitFor('A to give up on B', async () => (await onlineAgents(a))['f1'] === false, 5000, 50);
     const offline = resultsByHost(await sendOrder(a, { target: { hosts: ['f1'] }, args: { verb: 'ping' }, timeoutMs: 2000 }));
     assert.equal(offline['f1']!.code, 'OFFLINE');
-    await Promise.all(nats.map((node) => node.start()));
+    await Promise.all(nats.nodes.map((node) => nats.restart(node)));
     const took = await pingsThroughA(['f1', 'f2'], 30_000);
     assert.deepEqual(await onlineAgents(a), { f1: true, f2: true });
     assert.ok(took < 30_000, `recovered after ${took} ms`);

@@ -13,32 +13,32 @@ import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/contract.ts';
 import { enrolled, fakeAgent, version, configure } from './helpers/fake-agent.ts';
 import { orderAgent, type Behaviour, type OrderAgent } from './helpers/order-agent.ts';
-import { startNats, type NatsNode } from './helpers/nats-process.ts';
+import { startNatsServer, type NatsDeployment } from './helpers/nats-server.ts';
 import { TEST_BUS_TIMING as BUS_TIMING, cutNats, onlineAgents as online, resultsByHost as results, sendOrder, startReplica, type Replica } from './helpers/replicas.ts';
 import { waitFor } from './helpers/strata-agent.ts';
 import type { TestApp } from './helpers/app.ts';
 
 let dir: string;
-let nats: NatsNode[];
+let nats: NatsDeployment;
 let store: Store;
 const cleanups: (() => Promise<void>)[] = [];
 
 async function replica(prefix: string): Promise<Replica> {
-  const started = await startReplica(store, [nats[0]!.url], prefix);
+  const started = await startReplica(store, nats.servers, prefix);
   cleanups.push(() => started.close());
   return started;
 }
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'strata-replicas-'));
-  nats = await startNats(dir);
+  nats = await startNatsServer();
   store = await openSqliteStore({ dir: path.join(dir, 'store') });
 });
 
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
   await store.close();
-  for (const node of nats) await node.stop();
+  await nats?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 

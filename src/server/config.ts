@@ -50,7 +50,19 @@ export const ServerConfigSchema = z.object({
   retentionInterval: duration.prefault('10m'),
   uploadGrace: duration.prefault('30m'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+  // The store backend; with `nats`, the replicas also talk to each other over the same NATS servers.
+  store: z.enum(['sqlite', 'nats']).default('sqlite'),
+  nats: z.array(z.string().regex(/^(nats|tls):\/\/\S+$/, 'expected a URL like nats://host:4222')).max(32).default([]),
+  natsCreds: z.string().min(1).optional(),
+  natsUser: z.string().min(1).optional(),
+  natsPasswordFile: z.string().min(1).optional(),
+  natsCa: z.string().min(1).optional(),
+  natsCert: z.string().min(1).optional(),
+  natsKey: z.string().min(1).optional(),
+  natsReplicas: z.coerce.number().int().min(1).max(5).default(1),
+  natsPrefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, "-" and "_" only').default('strata'),
+}).refine((config) => config.store !== 'nats' || config.nats.length > 0, { path: ['nats'], message: '--store nats needs at least one --nats URL' })
+  .refine((config) => (config.natsPasswordFile === undefined) || config.natsUser !== undefined, { path: ['natsPasswordFile'], message: 'needs --nats-user' });
 
 /** The parsed server configuration. */
 export type ServerConfig = z.output<typeof ServerConfigSchema>;

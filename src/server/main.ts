@@ -2,7 +2,8 @@
  * `strata server`: reads the configuration, opens the store, sets up TLS, builds the app,
  * listens, keeps retention running, and shuts down cleanly on a signal.
  */
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import type { NatsStoreOptions } from '../store/nats/connection.ts';
 import path from 'node:path';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
@@ -28,6 +29,18 @@ function clientUrl(scheme: string, host: string, port: number): string {
   return `${scheme}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
+/** The NATS store's options from the configuration; the password is read from its file, never logged. */
+async function natsOptions(config: ServerConfig, dataDir: string): Promise<NatsStoreOptions> {
+  const tls = { ...(config.natsCa ? { ca: config.natsCa } : {}), ...(config.natsCert ? { cert: config.natsCert } : {}), ...(config.natsKey ? { key: config.natsKey } : {}) };
+  return {
+    servers: config.nats, replicas: config.natsReplicas, prefix: config.natsPrefix, spoolDir: path.join(dataDir, 'spool'),
+    ...(config.natsCreds ? { creds: config.natsCreds } : {}),
+    ...(config.natsUser ? { user: config.natsUser } : {}),
+    ...(config.natsPasswordFile ? { password: (await readFile(config.natsPasswordFile, 'utf8')).replace(/\r?\n$/, '') } : {}),
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+  };
+}
+
 /** True when the file exists. */
 async function fileExists(file: string): Promise<boolean> {
   return access(file).then(() => true, () => false);
@@ -39,11 +52,13 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const lifecycle = new Lifecycle(logger, { deadlineMs: 10_000 });
   const dataDir = path.resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const store = await createStore({ kind: 'sqlite', dir: path.join(dataDir, 'store') });
+  const nats = config.store === 'nats' ? await natsOptions(config, dataDir) : undefined;
+  const store = nats ? await createStore({ kind: 'nats', ...nats }) : await createStore({ kind: 'sqlite', dir: path.join(dataDir, 'store') });
   lifecycle.onShutdown(() => store.close());
 
   const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'), store);
-  const cluster = await createClusterBus({}, logger);
+  // The bus uses the store's NATS servers and credentials; shut down after the app (its hub closes it).
+  const cluster = await createClusterBus(nats ? { nats } : {}, logger);
   const replica = cluster.replica;
   const app = await buildApp({
     store, logger, version: STRATA_VERSION, cluster,

@@ -10,7 +10,7 @@ import { buildApp } from '../../src/server/build-app.ts';
 import { generateApiToken } from '../../src/core/tokens.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 import { createHttpClient } from '../../src/lib/http-client.ts';
-import { connectNats } from '../../src/server/cluster/nats-connect.ts';
+import { connectNats } from '../../src/store/nats/connection.ts';
 import { NatsBus, type BusTiming } from '../../src/server/cluster/nats-bus.ts';
 import type { Store } from '../../src/store/contract.ts';
 import type { OrderEvent } from '../../src/protocol/order-api.ts';
@@ -34,7 +34,7 @@ export interface Replica {
 
 /** Starts a replica on `store`, its bus connected to `servers` with subject `prefix`. */
 export async function startReplica(store: Store, servers: string[], prefix: string, timing: BusTiming = TEST_BUS_TIMING): Promise<Replica> {
-  const bus = new NatsBus(await connectNats({ servers }), { log: createLogger({ level: 'silent' }), prefix, timing });
+  const bus = new NatsBus(await connectNats({ servers, replicas: 1 }), { log: createLogger({ level: 'silent' }), prefix, timing });
   const app = await buildApp({
     store, logger: createLogger({ level: 'silent' }), version: 'test', caFingerprint: TEST_CA, cluster: bus,
     channel: { pingIntervalMs: 60_000, silenceTimeoutMs: 120_000 },

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNats, type NatsNode } from './nats-process.ts';
+import { startNatsServer, type NatsDeployment } from './nats-server.ts';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -41,22 +41,34 @@ export interface TestServer {
   token: string;
   dataDir: string;
   process: ChildProcess;
+  /**
+   * Stops the server. A nats-server it started stops with it, unless `keepStore` (a restart on
+   * the same data directory then finds it again).
+   */
+  stop(signal?: NodeJS.Signals, options?: { keepStore?: boolean }): Promise<number | null>;
   /** Output the server wrote to stderr (its logs), for failure messages. */
   logs(): string;
   /** Environment for CLI calls against this server. */
   env: Record<string, string>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
+
+/** nats-servers started for a data directory, kept across a restart with `keepStore`. */
+const natsOfDataDir = new Map<string, NatsDeployment>();
 
 /** Starts `strata server` on 127.0.0.1 with a free port and waits until it listens. */
 export async function startServer(dataDir: string, extraArgs: string[] = [], options: ServerOptions = {}): Promise<TestServer> {
   const store = options.store ?? 'sqlite';
-  let ownNats: NatsNode | undefined;
+  let ownNats: NatsDeployment | undefined;
   let nats = options.nats;
   if (store === 'nats' && nats === undefined) {
-    [ownNats] = await startNats(`${dataDir}-nats`);
-    nats = ownNats!.url;
+    ownNats = natsOfDataDir.get(dataDir) ?? (await startNatsServer());
+    natsOfDataDir.set(dataDir, ownNats);
+    nats = ownNats.servers[0]!;
   }
+  const dropNats = async (): Promise<void> => {
+    natsOfDataDir.delete(dataDir);
+    await ownNats?.stop();
+  };
   const backendArgs = store === 'nats' ? ['--store', 'nats', '--nats', nats!] : [];
   const child = spawn(process.execPath, [CLI, 'server', '--data', dataDir, '--listen', options.listen ?? '127.0.0.1:0', '--log-level', 'info', ...backendArgs, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,12 +81,12 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], opt
   const deadline = Date.now() + 20_000;
   while (!/^CA fingerprint: [0-9a-f]{64}$/m.test(stdout) && !/plain HTTP/.test(stdout)) {
     if (child.exitCode !== null) {
-      await ownNats?.stop();
+      await dropNats();
       throw new Error(`server exited with ${child.exitCode}: ${stderr}`);
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      await ownNats?.stop();
+      await dropNats();
       throw new Error(`server did not start within 20s: ${stdout}\n${stderr}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
@@ -86,14 +98,14 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], opt
   return {
     url, store, ...(nats ? { nats } : {}), fingerprint, token, dataDir, process: child, env,
     logs: () => stderr,
-    async stop(signal = 'SIGTERM') {
+    async stop(signal = 'SIGTERM', stopOptions = {}) {
       let code: number | null = child.exitCode;
       if (code === null && child.signalCode === null) {
         child.kill(signal);
         [code] = (await once(child, 'exit')) as [number | null];
       }
       // The nats-server it started goes with it; a shared one belongs to whoever started it.
-      await ownNats?.stop();
+      if (!stopOptions.keepStore) await dropNats();
       return code;
     },
   };
