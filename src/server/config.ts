@@ -32,6 +32,18 @@ function parsed<T>(parse: (text: string) => T) {
   });
 }
 
+/** A comma-separated list of NATS server URLs (`nats://host:port`, `tls://…`, or bare `host:port`). */
+export function parseNatsServers(text: string): string[] {
+  const servers = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (servers.length === 0) throw new Error('name at least one NATS server, like nats://10.0.0.1:4222');
+  for (const server of servers) {
+    if (!/^((nats|tls|wss?):\/\/)?([^\s:/@]+@)?(\[[0-9a-fA-F:.]+\]|[^\s:/@]+)(:\d{1,5})?$/.test(server)) {
+      throw new Error(`invalid NATS server ${JSON.stringify(server)}: write it like nats://10.0.0.1:4222`);
+    }
+  }
+  return servers;
+}
+
 const duration = parsed(parseDuration);
 const size = parsed(parseSize);
 const listen = parsed(parseListen);
@@ -50,9 +62,8 @@ export const ServerConfigSchema = z.object({
   retentionInterval: duration.prefault('10m'),
   uploadGrace: duration.prefault('30m'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  // The store backend; with `nats`, the replicas also talk to each other over the same NATS servers.
   store: z.enum(['sqlite', 'nats']).default('sqlite'),
-  nats: z.array(z.string().regex(/^(nats|tls):\/\/\S+$/, 'expected a URL like nats://host:4222')).max(32).default([]),
+  nats: parsed(parseNatsServers).optional(),
   natsCreds: z.string().min(1).optional(),
   natsUser: z.string().min(1).optional(),
   natsPasswordFile: z.string().min(1).optional(),
@@ -60,9 +71,15 @@ export const ServerConfigSchema = z.object({
   natsCert: z.string().min(1).optional(),
   natsKey: z.string().min(1).optional(),
   natsReplicas: z.coerce.number().int().min(1).max(5).default(1),
-  natsPrefix: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, "-" and "_" only').default('strata'),
-}).refine((config) => config.store !== 'nats' || config.nats.length > 0, { path: ['nats'], message: '--store nats needs at least one --nats URL' })
-  .refine((config) => (config.natsPasswordFile === undefined) || config.natsUser !== undefined, { path: ['natsPasswordFile'], message: 'needs --nats-user' });
+  natsPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, "-" and "_"').default('strata'),
+}).superRefine((config, ctx) => {
+  const natsOption = (['nats', 'natsCreds', 'natsUser', 'natsPasswordFile', 'natsCa', 'natsCert', 'natsKey'] as const).find((key) => config[key] !== undefined);
+  if (config.store === 'nats' && config.nats === undefined) ctx.addIssue({ code: 'custom', path: ['nats'], message: '--store nats needs the servers to use, like --nats nats://10.0.0.1:4222' });
+  if (config.store === 'sqlite' && natsOption !== undefined) ctx.addIssue({ code: 'custom', path: ['store'], message: `--${natsOption.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for the NATS store: add --store nats` });
+  if (config.natsCreds !== undefined && config.natsUser !== undefined) ctx.addIssue({ code: 'custom', path: ['natsCreds'], message: 'use either --nats-creds or --nats-user, not both' });
+  if ((config.natsUser === undefined) !== (config.natsPasswordFile === undefined)) ctx.addIssue({ code: 'custom', path: ['natsUser'], message: '--nats-user and --nats-password-file go together' });
+  if ((config.natsCert === undefined) !== (config.natsKey === undefined)) ctx.addIssue({ code: 'custom', path: ['natsCert'], message: '--nats-cert and --nats-key go together' });
+});
 
 /** The parsed server configuration. */
 export type ServerConfig = z.output<typeof ServerConfigSchema>;

@@ -3,11 +3,10 @@
  * listens, keeps retention running, and shuts down cleanly on a signal.
  */
 import { access, mkdir, readFile } from 'node:fs/promises';
-import type { NatsStoreOptions } from '../store/nats/connection.ts';
 import path from 'node:path';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
-import { createStore } from '../store/create-store.ts';
+import { createStore, type StoreOptions } from '../store/create-store.ts';
 import { applyRetention } from '../core/retention.ts';
 import { ensureServerTls } from './tls.ts';
 import { buildApp } from './build-app.ts';
@@ -29,15 +28,21 @@ function clientUrl(scheme: string, host: string, port: number): string {
   return `${scheme}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
-/** The NATS store's options from the configuration; the password is read from its file, never logged. */
-async function natsOptions(config: ServerConfig, dataDir: string): Promise<NatsStoreOptions> {
-  const tls = { ...(config.natsCa ? { ca: config.natsCa } : {}), ...(config.natsCert ? { cert: config.natsCert } : {}), ...(config.natsKey ? { key: config.natsKey } : {}) };
+/** The store the configuration picks: the embedded one under the data dir, or NATS JetStream. */
+export async function storeOptions(config: ServerConfig, dataDir: string): Promise<StoreOptions> {
+  if (config.store === 'sqlite' || config.nats === undefined) return { kind: 'sqlite', dir: path.join(dataDir, 'store') };
+  const password = config.natsPasswordFile === undefined ? undefined : (await readFile(config.natsPasswordFile, 'utf8')).replace(/\r?\n$/, '');
+  const tls = config.natsCa || config.natsCert ? { ...(config.natsCa ? { ca: config.natsCa } : {}), ...(config.natsCert ? { cert: config.natsCert } : {}), ...(config.natsKey ? { key: config.natsKey } : {}) } : undefined;
   return {
-    servers: config.nats, replicas: config.natsReplicas, prefix: config.natsPrefix, spoolDir: path.join(dataDir, 'spool'),
+    kind: 'nats',
+    servers: config.nats,
+    replicas: config.natsReplicas,
+    prefix: config.natsPrefix,
+    spoolDir: path.join(dataDir, 'nats-spool'),
     ...(config.natsCreds ? { creds: config.natsCreds } : {}),
     ...(config.natsUser ? { user: config.natsUser } : {}),
-    ...(config.natsPasswordFile ? { password: (await readFile(config.natsPasswordFile, 'utf8')).replace(/\r?\n$/, '') } : {}),
-    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    ...(password === undefined ? {} : { password }),
+    ...(tls ? { tls } : {}),
   };
 }
 
@@ -52,13 +57,13 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const lifecycle = new Lifecycle(logger, { deadlineMs: 10_000 });
   const dataDir = path.resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const nats = config.store === 'nats' ? await natsOptions(config, dataDir) : undefined;
-  const store = nats ? await createStore({ kind: 'nats', ...nats }) : await createStore({ kind: 'sqlite', dir: path.join(dataDir, 'store') });
+  const options = await storeOptions(config, dataDir);
+  const store = await createStore(options);
   lifecycle.onShutdown(() => store.close());
 
   const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'), store);
   // The bus uses the store's NATS servers and credentials; shut down after the app (its hub closes it).
-  const cluster = await createClusterBus(nats ? { nats } : {}, logger);
+  const cluster = await createClusterBus(options.kind === 'nats' ? { nats: options } : {}, logger);
   const replica = cluster.replica;
   const app = await buildApp({
     store, logger, version: STRATA_VERSION, cluster,

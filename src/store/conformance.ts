@@ -10,6 +10,7 @@ import { applyRetention } from '../core/retention.ts';
 import type { ComponentVersion, Configuration, ConfigurationEvent, Store } from './contract.ts';
 import { assignmentConformance } from './conformance-assignments.ts';
 import { orderConformance } from './conformance-orders.ts';
+import { importConformance } from './conformance-import.ts';
 import { HOUR, sha, chunks, readAll, readOutcome, rejectsWith, assertNothingLeft, addVersion, layerOf, putConfiguration, watchUntil, summary, assertIncreasing, withTimeout } from './conformance-helpers.ts';
 
 /** What a backend's test file gives the suite: a fresh, empty store and ways to damage or reopen it. */
@@ -451,6 +452,7 @@ export function runStoreConformance(backendName: string, harness: () => Promise<
 
     assignmentConformance(() => store);
     orderConformance(() => store);
+    importConformance(() => store);
 
     describe('durability', () => {
       it('keeps everything across a reopen and continues its sequences', async (t) => {

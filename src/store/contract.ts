@@ -247,6 +247,18 @@ export interface SweepReport {
   uploadsRemoved: number;
 }
 
+/**
+ * A record `importRecord` writes as given (timestamps, authors, revision numbers) where the
+ * regular methods would stamp their own: what a migration carries over from another store.
+ */
+export type ImportRecord =
+  | { kind: 'version'; version: ComponentVersion }
+  /** Consecutive revisions of one configuration, oldest first (`seq` is the target store's). */
+  | { kind: 'history'; revisions: Omit<Configuration, 'seq'>[] }
+  | { kind: 'agent'; agent: AgentRecord }
+  | { kind: 'assignment'; assignment: Assignment }
+  | { kind: 'group'; group: GroupRecord };
+
 /** The persistence contract; see the file's TSDoc for the rules every method follows. */
 export interface Store {
   /** Backend name, e.g. `sqlite`. */
@@ -451,6 +463,22 @@ export interface Store {
    */
   getState(key: string): Promise<string | undefined>;
   putStateIfAbsent(key: string, value: string): Promise<string>;
+  /** Every server-state entry, by key. */
+  listState(): Promise<Record<string, string>>;
+
+  // ---- migration ----
+
+  /**
+   * Writes one record as given, for `strata migrate`. A version follows addVersion's rules
+   * (VERSION_EXISTS, BLOB_NOT_FOUND) but keeps its times and author. A history must continue the
+   * configuration: its first revision is the current one + 1 (REVISION_CONFLICT otherwise), and
+   * its last, which becomes current, must pass putConfiguration's layer check (VERSION_NOT_FOUND);
+   * earlier revisions are history and may name versions deleted since. Each revision gets a new
+   * `seq` of this store, in order. An agent keeps its revision and must not exist
+   * (REVISION_CONFLICT). An assignment or group is written as putAssignment or putGroup would,
+   * keeping its times and author.
+   */
+  importRecord(record: ImportRecord): Promise<void>;
 
   /** Releases files and connections. Idempotent. */
   close(): Promise<void>;

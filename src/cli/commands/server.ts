@@ -1,4 +1,4 @@
-/** `strata server`: run the server on the embedded store, or as a replica on a NATS store. */
+/** `strata server`: run the server on the embedded store, or on NATS JetStream with --store nats. */
 import type { Command } from 'commander';
 import { ServerConfigSchema } from '../../server/config.ts';
 import { UsageError, type CliContext } from '../context.ts';
@@ -8,7 +8,7 @@ import { reexecWithSmallYoungGeneration } from '../../lib/heap-flags.ts';
 /** Registers `server`. */
 export function registerServer(program: Command, context: CliContext): void {
   const command = program.command('server')
-    .description('run the Strata server (registry, API, agent channel) on the embedded SQLite store, or as one of several replicas on NATS JetStream')
+    .description('run the Strata server (registry, API, agent channel) on the embedded SQLite store or on NATS JetStream')
     .option('--data <dir>', 'data directory (env STRATA_DATA)', context.env['STRATA_DATA'] ?? '.strata/data')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7443')
     .option('--insecure-http', 'serve plain HTTP instead of TLS (tokens travel in clear text)')
@@ -20,19 +20,19 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--retention-interval <duration>', 'how often retention runs', '10m')
     .option('--upload-grace <duration>', 'how long an unreferenced upload is kept before it is collected', '30m')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
-    .option('--store <kind>', 'sqlite (embedded, one server) or nats (shared by any number of replicas)', 'sqlite')
-    .option('--nats <url>', 'NATS server URL (repeatable, or comma-separated); the replicas also talk to each other there', (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')])
-    .option('--nats-creds <file>', 'NATS credentials file (JWT and seed)')
-    .option('--nats-user <user>', 'NATS user name')
-    .option('--nats-password-file <file>', 'file holding the NATS password (never on the command line)')
-    .option('--nats-ca <file>', 'CA certificate to verify the NATS servers (PEM)')
-    .option('--nats-cert <file>', 'client certificate for NATS mutual TLS (PEM)')
-    .option('--nats-key <file>', 'client key for NATS mutual TLS (PEM)')
-    .option('--nats-replicas <n>', 'replicas of every NATS stream and bucket: 1, or 3 on a cluster', '1')
-    .option('--nats-prefix <name>', 'prefix of every NATS stream, bucket and subject', 'strata')
+    .option('--store <kind>', 'where state lives: sqlite (embedded, under --data; one server) or nats (NATS JetStream; several servers can share it)', context.env['STRATA_STORE'] ?? 'sqlite')
+    .option('--nats <urls>', 'with --store nats: NATS servers, comma-separated; list every cluster node, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222 (env STRATA_NATS)', context.env['STRATA_NATS'])
+    .option('--nats-creds <file>', 'NATS credentials file (.creds with JWT and nkey seed, as nsc writes it)')
+    .option('--nats-user <user>', 'NATS user name (with --nats-password-file)')
+    .option('--nats-password-file <file>', 'file holding the NATS password (kept out of the command line and the environment)')
+    .option('--nats-ca <file>', 'CA certificate to verify the NATS servers (TLS)')
+    .option('--nats-cert <file>', 'client certificate for NATS mutual TLS (with --nats-key)')
+    .option('--nats-key <file>', 'private key of --nats-cert')
+    .option('--nats-replicas <n>', 'copies JetStream keeps of every stream and bucket: 1 for a single NATS server, 3 for a three-node cluster', '1')
+    .option('--nats-prefix <prefix>', 'prefix of every stream, bucket and subject name, so several Strata installations can share one NATS account', 'strata')
     .action(async (options: Record<string, unknown>) => {
       reexecWithSmallYoungGeneration('server');
-      const parsed = ServerConfigSchema.safeParse({ ...options, tlsSan: options['tlsSan'] ?? [], nats: options['nats'] ?? [] });
+      const parsed = ServerConfigSchema.safeParse({ ...options, tlsSan: options['tlsSan'] ?? [] });
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         throw new UsageError(`--${issue.path.join('.').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
@@ -44,7 +44,9 @@ export function registerServer(program: Command, context: CliContext): void {
       await new Promise<void>((resolve) => server.lifecycle.onShutdown(async () => resolve()));
     });
   examples(command, [
-    'strata server', 'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net',
-    'strata server --store nats --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --nats-replicas 3 --nats-creds /etc/strata/nats.creds',
+    'strata server',
+    'strata server --data /var/lib/strata --listen 0.0.0.0:7443 --tls-san deploy.example.net',
+    'strata server --store nats --nats nats://127.0.0.1:4222',
+    'strata server --store nats --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --nats-replicas 3 --nats-creds /etc/strata/nats.creds',
   ]);
 }

@@ -2,7 +2,7 @@
 import type { AuditEntry } from '../contract.ts';
 import { fromJson, nowIso, storageError, toJson } from './codec.ts';
 import type { NatsContext } from './context.ts';
-import { scan, type Stored } from './stream-reads.ts';
+import { readRange, type Stored } from './stream-reads.ts';
 
 /** Appends an entry, assigning its seq and, if absent, its time. */
 export async function appendAudit(ctx: NatsContext, entry: Omit<AuditEntry, 'seq' | 'at'> & { at?: string }): Promise<AuditEntry> {
@@ -24,7 +24,7 @@ export async function listAudit(ctx: NatsContext, options: { afterSeq?: number; 
   const floor = Math.max((options.afterSeq ?? 0) + 1, state.first_seq);
   const start = options.newest ? Math.max(floor, state.last_seq - limit + 1) : floor;
   if (state.messages === 0 || start > state.last_seq) return [];
-  return (await scan(ctx, ctx.layout.audit.stream, ctx.layout.audit.subject, { startSeq: start }, limit)).map(entryFrom);
+  return (await readRange(ctx, ctx.layout.audit.stream, start, Math.min(state.last_seq, start + limit - 1))).map(entryFrom);
 }
 
 /** A stored message as an AuditEntry. */

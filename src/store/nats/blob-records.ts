@@ -8,7 +8,7 @@ import type { BlobInfo } from '../contract.ts';
 import { fromJson, isTombstone } from './codec.ts';
 import type { NatsContext } from './context.ts';
 import { ledgerSubject } from './ledger.ts';
-import { getLast, scan, type Stored } from './stream-reads.ts';
+import { getLast, lastPerSubject, type Stored } from './stream-reads.ts';
 
 /** What the ledger keeps about a blob. */
 export interface BlobRecord {
@@ -30,7 +30,7 @@ export async function readBlobRecord(ctx: NatsContext, sha256: string): Promise<
 
 /** Every live blob record, with the sequence it was read at. */
 export async function allBlobRecords(ctx: NatsContext): Promise<{ record: BlobRecord; seq: number }[]> {
-  const messages = await scan(ctx, ctx.layout.ledger.stream, ledgerSubject.allBlobs(ctx), 'last-per-subject');
+  const messages = await lastPerSubject(ctx, ctx.layout.ledger.stream, ledgerSubject.allBlobs(ctx));
   return messages.filter((m: Stored) => !isTombstone(m)).map((m) => ({ record: fromJson<BlobRecord>(m.data), seq: m.seq }));
 }
 

@@ -7,7 +7,7 @@ import type { Configuration, ConfigurationEvent } from '../contract.ts';
 import { fromJson, isTombstone, untoken } from './codec.ts';
 import type { NatsContext } from './context.ts';
 import { ledgerSubject } from './ledger.ts';
-import { getLast, scan, type Stored } from './stream-reads.ts';
+import { getLast, lastPerSubject, type Stored } from './stream-reads.ts';
 
 /** A revision as stored: everything but `seq`, which is the message's stream sequence. */
 export type StoredRevision = Omit<Configuration, 'seq'>;
@@ -45,6 +45,6 @@ export async function readHead(ctx: NatsContext, name: string): Promise<{ curren
 
 /** The current revision of every configuration, in ledger order. */
 export async function currentConfigurations(ctx: NatsContext): Promise<Configuration[]> {
-  const messages = await scan(ctx, ctx.layout.ledger.stream, ledgerSubject.allConfigurations(ctx), 'last-per-subject');
+  const messages = await lastPerSubject(ctx, ctx.layout.ledger.stream, ledgerSubject.allConfigurations(ctx));
   return messages.filter((m) => !isTombstone(m)).map(configurationFrom);
 }

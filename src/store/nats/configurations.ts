@@ -9,7 +9,7 @@ import { isTombstone, nowIso, toJson } from './codec.ts';
 import { configurationFrom, currentConfigurations, readHead, type StoredRevision } from './configuration-reads.ts';
 import type { NatsContext } from './context.ts';
 import { appendLedger, ledgerSubject, transact } from './ledger.ts';
-import { scan } from './stream-reads.ts';
+import { subjectHistory } from './stream-reads.ts';
 import { readVersion } from './versions.ts';
 
 /** The current revision of a configuration, or undefined. */
@@ -24,7 +24,7 @@ export async function listConfigurations(ctx: NatsContext): Promise<Configuratio
 
 /** Every revision since the configuration was (re)created, oldest first; CONFIGURATION_NOT_FOUND when absent. */
 export async function configurationHistory(ctx: NatsContext, name: string): Promise<Configuration[]> {
-  const messages = await scan(ctx, ctx.layout.ledger.stream, ledgerSubject.configuration(ctx, name), 'all');
+  const messages = await subjectHistory(ctx, ctx.layout.ledger.stream, ledgerSubject.configuration(ctx, name));
   const lastTombstone = messages.findLastIndex((m) => isTombstone(m));
   const revisions = messages.slice(lastTombstone + 1).map(configurationFrom);
   if (revisions.length === 0) throw notFound(name);

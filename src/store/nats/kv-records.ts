@@ -6,7 +6,7 @@
 import type { KV } from '@nats-io/kv';
 import { fromJson, isWrongLastSequence, storageError, toJson } from './codec.ts';
 import type { NatsContext } from './context.ts';
-import { scan } from './stream-reads.ts';
+import { lastPerSubject } from './stream-reads.ts';
 
 /** A record and the KV revision it was read at. */
 export interface Versioned<T> {
@@ -64,7 +64,7 @@ export async function deleteRecord(kv: KV, key: string, revision: number): Promi
 /** Every live record of a bucket with its key and revision, in the order they were last written. */
 export async function allRecords<T>(ctx: NatsContext, bucket: string): Promise<(Versioned<T> & { key: string })[]> {
   const prefix = `$KV.${bucket}.`;
-  const messages = await scan(ctx, `KV_${bucket}`, `${prefix}>`, 'last-per-subject');
+  const messages = await lastPerSubject(ctx, `KV_${bucket}`, `${prefix}>`);
   return messages
     .filter((m) => {
       const op = m.header?.get('KV-Operation');

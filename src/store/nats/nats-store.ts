@@ -60,7 +60,8 @@ import { connectNats, ensureLayout, natsLayout, type NatsStoreOptions } from './
 import type { NatsContext } from './context.ts';
 import { deleteGroup, getGroup, listGroups, putGroup } from './groups.ts';
 import { createOrder, finishOrder, getOrder, listOrders } from './orders.ts';
-import { getState, putStateIfAbsent } from './server-state.ts';
+import { getState, listState, putStateIfAbsent } from './server-state.ts';
+import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, getVersion, listComponents, listVersions } from './versions.ts';
 
@@ -147,6 +148,8 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
     listAudit: (auditOptions) => run((c) => listAudit(c, auditOptions)),
     getState: (key) => run((c) => getState(c, key)),
     putStateIfAbsent: (key, value) => run((c) => putStateIfAbsent(c, key, value)),
+    listState: () => run((c) => listState(c)),
+    importRecord: (record) => run((c) => importRecord(c, record)),
     async close() {
       if (closed) return;
       closed = true;

@@ -58,16 +58,19 @@ export async function* objectChunks(ctx: NatsContext, info: ObjectInfo): AsyncGe
   try {
     const consumer = await ctx.js.consumers.get(stream, created.name);
     let received = 0;
-    // A chunk is at most 1 MiB; eight in flight keeps the pipe full without holding much.
-    while (received < created.num_pending) {
-      const batch = await consumer.fetch({ max_messages: Math.min(8, created.num_pending - received), expires: 10_000 });
+    // The consumer may sit on a follower still catching up: wait for the chunks the metadata
+    // counts (not just those it had when created). A chunk is at most 1 MiB; eight in flight keep
+    // the pipe full without holding much. Fewer chunks than counted end the read short, and the
+    // caller's size and hash checks refuse it.
+    while (received < info.chunks) {
+      const batch = await consumer.fetch({ max_messages: Math.min(8, info.chunks - received), expires: 10_000 });
       let got = 0;
       for await (const message of batch) {
         got += 1;
         received += 1;
         yield message.data;
       }
-      if (got === 0) throw new Error(`object ${info.name}: no chunk arrived after ${received} of ${created.num_pending}`);
+      if (got === 0) return;
     }
   } finally {
     ctx.jsm.consumers.delete(stream, created.name).catch(() => undefined);

@@ -12,7 +12,7 @@ import { ORDER_RETENTION, type OrderCounts, type OrderRecord } from '../contract
 import { boundedResults } from '../order-limits.ts';
 import { fromJson, isWrongLastSequence, nowIso, storageError, toJson, token } from './codec.ts';
 import type { NatsContext } from './context.ts';
-import { getLast, scan } from './stream-reads.ts';
+import { getLast, readRange } from './stream-reads.ts';
 
 /** An order's outcome as stored. */
 interface StoredOutcome {
@@ -49,7 +49,7 @@ async function prune(ctx: NatsContext, keep: number): Promise<void> {
   const stream = ctx.layout.orders.stream;
   const { state } = await ctx.jsm.streams.info(stream);
   if (state.messages <= keep) return;
-  const doomed = await scan(ctx, stream, `${ctx.layout.prefix}.orders.>`, { startSeq: state.first_seq }, state.messages - keep);
+  const doomed = await readRange(ctx, stream, state.first_seq, state.first_seq + (state.messages - keep) - 1);
   const last = doomed[doomed.length - 1];
   if (last === undefined) return;
   await ctx.jsm.streams.purge(stream, { seq: last.seq + 1 });
@@ -99,7 +99,7 @@ export async function listOrders(ctx: NatsContext, options: { limit: number; bef
   // Creation messages are never rewritten, so the newest orders are the highest sequences; walk down.
   while (records.length < limit && high >= first && high > 0) {
     const low = Math.max(first, high - (limit - records.length) + 1);
-    const batch = (await scan(ctx, stream, `${ctx.layout.prefix}.orders.>`, { startSeq: low }, high - low + 1)).filter((m) => m.seq <= high);
+    const batch = await readRange(ctx, stream, low, high);
     for (const message of batch.reverse()) records.push(fromJson<OrderRecord>(message.data));
     high = low - 1;
     if (batch.length === 0) first = Math.max(first, (await ctx.jsm.streams.info(stream)).state.first_seq);

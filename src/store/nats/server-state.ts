@@ -1,7 +1,7 @@
 /** Small named values the server keeps for itself, written at most once per key (KV create). */
-import { token } from './codec.ts';
+import { token, untoken } from './codec.ts';
 import type { NatsContext } from './context.ts';
-import { createRecord, getRecord } from './kv-records.ts';
+import { allRecords, createRecord, getRecord } from './kv-records.ts';
 
 /** The value stored under `key`, or undefined. */
 export async function getState(ctx: NatsContext, key: string): Promise<string | undefined> {
@@ -17,3 +17,9 @@ export async function putStateIfAbsent(ctx: NatsContext, key: string, value: str
   }
 }
 
+
+/** Every state entry, by key. */
+export async function listState(ctx: NatsContext): Promise<Record<string, string>> {
+  const entries = await allRecords<string>(ctx, ctx.layout.buckets.state);
+  return Object.fromEntries(entries.map((e) => [untoken(e.key), e.value] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

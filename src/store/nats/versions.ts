@@ -12,7 +12,7 @@ import { readBlobRecord } from './blob-records.ts';
 import { currentConfigurations } from './configuration-reads.ts';
 import type { NatsContext } from './context.ts';
 import { ledgerSubject, transact } from './ledger.ts';
-import { getLast, scan } from './stream-reads.ts';
+import { getLast, lastPerSubject } from './stream-reads.ts';
 
 /** A live version with the ledger sequence that wrote it (its place in "oldest first"). */
 export interface StoredVersion {
@@ -38,10 +38,10 @@ export async function getVersion(ctx: NatsContext, component: string, version: s
 /** Live versions (of one component, or all), oldest first. */
 export async function liveVersions(ctx: NatsContext, component?: string): Promise<StoredVersion[]> {
   const stream = ctx.layout.ledger.stream;
-  const messages = await scan(ctx, stream, component === undefined ? ledgerSubject.allVersions(ctx) : ledgerSubject.componentVersions(ctx, component), 'last-per-subject');
+  const messages = await lastPerSubject(ctx, stream, component === undefined ? ledgerSubject.allVersions(ctx) : ledgerSubject.componentVersions(ctx, component));
   const tombstones = new Map<string, number>();
   if (component === undefined) {
-    for (const m of await scan(ctx, stream, ledgerSubject.allComponents(ctx), 'last-per-subject')) tombstones.set(m.subject, m.seq);
+    for (const m of await lastPerSubject(ctx, stream, ledgerSubject.allComponents(ctx))) tombstones.set(m.subject, m.seq);
   } else {
     const m = await getLast(ctx, stream, ledgerSubject.component(ctx, component));
     if (m !== undefined) tombstones.set(m.subject, m.seq);

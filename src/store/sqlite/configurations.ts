@@ -90,6 +90,42 @@ export function putConfiguration(ctx: SqliteContext, input: PutConfigurationInpu
   return configuration;
 }
 
+/** Appends imported revisions of one configuration as given, all or nothing (see `Store.importRecord`). */
+export function importHistory(ctx: SqliteContext, revisions: Omit<Configuration, 'seq'>[]): void {
+  const first = revisions[0];
+  const last = revisions[revisions.length - 1];
+  if (first === undefined || last === undefined) return;
+  const { database } = ctx;
+  const written = inTransaction(database, () => {
+    const current = currentRevision(database, first.name);
+    if (first.revision !== current + 1) {
+      throw new StrataError('REVISION_CONFLICT', `configuration ${first.name} is at revision ${current}; the import starts at ${first.revision}`, {
+        details: { name: first.name, expectedRevision: first.revision - 1, currentRevision: current },
+      });
+    }
+    revisions.forEach((r, i) => {
+      if (r.name !== first.name || r.revision !== first.revision + i) throw new StrataError('BAD_REQUEST', 'an imported history must be consecutive revisions of one configuration');
+    });
+    for (const layer of last.layers) checkLayer(database, layer);
+    const out: Configuration[] = [];
+    for (const r of revisions) {
+      const seq = appendEvent(database, r.name, 'put');
+      database
+        .sql(`INSERT INTO configuration_revisions (${REVISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(r.name, r.revision, seq, r.id, JSON.stringify(r.layers), r.settings === undefined ? null : JSON.stringify(r.settings), r.updatedAt, r.updatedBy, r.note ?? null);
+      out.push({ ...r, seq });
+    }
+    database
+      .sql('INSERT INTO configuration_heads (name, revision) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET revision = excluded.revision')
+      .run(last.name, last.revision);
+    database.sql('DELETE FROM configuration_layers WHERE name = ?').run(last.name);
+    const addLayer = database.sql('INSERT INTO configuration_layers (name, component, version) VALUES (?, ?, ?)');
+    for (const layer of last.layers) addLayer.run(last.name, layer.component, layer.version);
+    return out;
+  });
+  for (const configuration of written) ctx.events.emit('event', { type: 'put', seq: configuration.seq, name: configuration.name, configuration });
+}
+
 /** Deletes a configuration and its history under the rules of `Store.deleteConfiguration`. */
 export function deleteConfiguration(ctx: SqliteContext, name: string, options: { expectedRevision?: number }): void {
   const { database } = ctx;

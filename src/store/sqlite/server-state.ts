@@ -17,3 +17,8 @@ export function putStateIfAbsent(database: Database, key: string, value: string)
     return stored;
   });
 }
+
+/** Every state entry, by key. */
+export function listState(database: Database): Record<string, string> {
+  return Object.fromEntries(database.sql('SELECT key, value FROM state ORDER BY key').all().map((row) => [text(row, 'key'), text(row, 'value')]));
+}

@@ -28,7 +28,8 @@ import type { ConfigurationEmitterEvents, SqliteContext } from './context.ts';
 import { openDatabase } from './database.ts';
 import { deleteGroup, getGroup, listGroups, putGroup } from './groups.ts';
 import { createOrder, finishOrder, getOrder, listOrders } from './orders.ts';
-import { getState, putStateIfAbsent } from './server-state.ts';
+import { getState, listState, putStateIfAbsent } from './server-state.ts';
+import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, findVersion, listComponents, listVersions } from './versions.ts';
 
@@ -99,6 +100,8 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
     listAudit: (auditOptions) => run((c) => listAudit(c.database, auditOptions)),
     getState: (key) => run((c) => getState(c.database, key)),
     putStateIfAbsent: (key, value) => run((c) => putStateIfAbsent(c.database, key, value)),
+    listState: () => run((c) => listState(c.database)),
+    importRecord: (record) => run((c) => importRecord(c, record)),
     async close() {
       if (closed) return;
       closed = true;
