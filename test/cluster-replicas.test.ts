@@ -73,6 +73,11 @@ describe('server replicas on one NATS', () => {
     assert.deepEqual(healthA.peers, [b.bus.replica]);
     const shown = (await a.app.inject({ method: 'GET', url: '/v1/agents/w1', headers: envA.auth.viewer })).json();
     assert.equal(shown.online, true);
+    assert.equal(shown.replica, b.bus.replica, 'A says which replica holds w1');
+    const own = (await b.app.inject({ method: 'GET', url: '/v1/agents/w3', headers: envA.auth.viewer })).json();
+    assert.equal(own.replica, a.bus.replica);
+    const offline = (await a.app.inject({ method: 'GET', url: '/v1/agents/w4', headers: envA.auth.viewer })).json();
+    assert.equal(offline.replica, undefined);
   });
 
   it('runs an order sent through A on agents held by B and A, with one result per host', async () => {

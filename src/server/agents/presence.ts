@@ -11,7 +11,7 @@ export interface PresenceInfo {
   /** When the agent last sent anything on its channel (ISO time), if it has since this server started. */
   lastHeartbeat?: string;
   connectedAt?: string;
-  /** The replica holding the agent's channel, when it is another one. */
+  /** The server replica holding the agent's channel, while online. */
   replica?: string;
 }
 
@@ -26,10 +26,12 @@ interface Entry {
 export class Presence {
   private readonly entries = new Map<string, Entry>();
   private readonly remote: (name: string) => RemoteHolder | undefined;
+  private readonly self: string | undefined;
 
-  /** `remote` says which other replica holds an agent (none in a single server). */
-  constructor(remote: (name: string) => RemoteHolder | undefined = () => undefined) {
+  /** `remote` says which other replica holds an agent (none in a single server); `self` is this replica's id. */
+  constructor(remote: (name: string) => RemoteHolder | undefined = () => undefined, self?: string) {
     this.remote = remote;
+    this.self = self;
   }
 
   /** Records that `session` of agent `name` connected; it replaces any older session. */
@@ -65,7 +67,10 @@ export class Presence {
       if (holder) return { online: true, lastHeartbeat: new Date(holder.heardAt).toISOString(), connectedAt: new Date(holder.connectedAt).toISOString(), replica: holder.replica };
     }
     if (!entry) return { online: false };
-    return { online: entry.online, lastHeartbeat: new Date(entry.lastHeartbeat).toISOString(), ...(entry.online ? { connectedAt: new Date(entry.connectedAt).toISOString() } : {}) };
+    return {
+      online: entry.online, lastHeartbeat: new Date(entry.lastHeartbeat).toISOString(),
+      ...(entry.online ? { connectedAt: new Date(entry.connectedAt).toISOString(), ...(this.self ? { replica: this.self } : {}) } : {}),
+    };
   }
 
   /** How many agents are online on this replica. */

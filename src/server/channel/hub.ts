@@ -58,7 +58,7 @@ export class FleetHub implements OrderChannels {
     this.log = log.child({ replica: bus.replica });
     this.timing = timing;
     this.bus = bus;
-    this.presence = new Presence((name) => bus.holder(name));
+    this.presence = new Presence((name) => bus.holder(name), bus.replica);
     this.router = new OrderRouter({ local: (name) => this.localSession(name), bus, log: this.log });
   }
 
