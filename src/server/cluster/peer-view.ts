@@ -11,6 +11,9 @@
 import { createHash } from 'node:crypto';
 import type { RemoteHolder } from './bus.ts';
 
+/** Most claims kept for all peers together; beyond it new agents are ignored (NATS auth keeps strangers off these subjects). */
+export const MAX_REMOTE_CLAIMS = 1_000_000;
+
 /** One session an agent holds on a replica. */
 export interface Claim {
   session: string;
@@ -84,14 +87,16 @@ export class PeerView {
     return peer.claims.digest !== announced.digest || peer.claims.size !== announced.count;
   }
 
-  /** A peer claims a session of an agent (replacing its earlier one); a claim also proves the peer alive. */
-  claim(replica: string, agent: string, claim: Claim, now = Date.now()): void {
+  /** A peer claims a session of an agent (replacing its earlier one); false when over MAX_REMOTE_CLAIMS. */
+  claim(replica: string, agent: string, claim: Claim, now = Date.now()): boolean {
+    if (!this.byAgent.has(agent) && this.byAgent.size >= MAX_REMOTE_CLAIMS) return false;
     const peer = this.peer(replica, now);
     peer.heardAt = Math.max(peer.heardAt, now);
     peer.claims.set(agent, claim);
     let holders = this.byAgent.get(agent);
     if (!holders) this.byAgent.set(agent, (holders = new Set()));
     holders.add(replica);
+    return true;
   }
 
   /** A peer released a session of an agent (ignored when it holds a different session by now). */
