@@ -142,6 +142,18 @@ describe('cluster bus (NATS)', () => {
     assert.deepEqual(b.heard.superseded, []);
   });
 
+  it('closes promptly while NATS is away', async () => {
+    const own = await startNatsServer();
+    const created = new NatsBus(await connectNats({ servers: own.servers, replicas: 1 }), { log: createLogger({ level: 'silent' }), timing: TIMING });
+    await created.start({ deliver() {}, reply() {}, event() {}, moved() {}, superseded() {} });
+    created.claim('x', 's', Date.now());
+    await own.stop();
+    const started = Date.now();
+    await created.close();
+    await created.close();
+    assert.ok(Date.now() - started < 4000, `close took ${Date.now() - started} ms`);
+  });
+
   it('ignores messages that are not valid bus messages', async () => {
     const a = await bus('p7');
     const nc = await connectNats({ servers: nats.servers, replicas: 1 });

@@ -35,6 +35,8 @@ export const DEFAULT_BUS_TIMING: BusTiming = { beatMs: 1000, expireMs: 5000, req
 
 /** Most snapshot pages fetched in one sync (SNAPSHOT_PAGE × this agents per replica). */
 const MAX_SNAPSHOT_PAGES = 500;
+/** How long closing waits for the goodbye to leave before cutting the connection (NATS may be away). */
+const CLOSE_DRAIN_MS = 2000;
 
 /** The cluster bus over one NATS connection, which it owns and closes. */
 export class NatsBus implements ClusterBus {
@@ -126,14 +128,16 @@ export class NatsBus implements ClusterBus {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    try {
-      if (!this.nc.isClosed()) {
-        this.publish(this.subjects.bye, { v: BUS_VERSION, replica: this.replica });
-        await this.nc.drain();
-      }
-    } catch (error) {
-      this.log.warn({ err: error }, 'closing the cluster bus connection failed');
-    }
+    if (this.nc.isClosed()) return;
+    this.publish(this.subjects.bye, { v: BUS_VERSION, replica: this.replica });
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      this.nc.drain().then(() => true, () => false),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+    // A drain that failed or timed out (NATS away) must not leave the client reconnecting forever.
+    if (!drained || !this.nc.isClosed()) await this.nc.close().catch((error: unknown) => this.log.warn({ err: error }, 'closing the cluster bus connection failed'));
   }
 
   /** Subscribes to a subject, handing each valid message to `handle`; invalid ones are logged and dropped. */
