@@ -26,6 +26,12 @@ import { runChannel, type ChannelTiming } from './channel.ts';
 import { emptyAgentConfig, type AgentConfig } from './agent-config.ts';
 import { OrderDispatcher } from './orders/dispatcher.ts';
 import { SyncRegistry } from './orders/sync-registry.ts';
+import { MetricsSampler } from './metrics/sampler.ts';
+import { summarize } from './metrics/summary.ts';
+import type { MetricsListen } from './metrics/listen-address.ts';
+import type { ServiceStatsSource } from './metrics/service-source.ts';
+import type { MetricsEndpoint } from './metrics/endpoint.ts';
+import { STRATA_VERSION } from '../lib/version.ts';
 
 /** The agent's states. */
 export type AgentState = 'starting' | 'enrolling' | 'running' | 'stopping' | 'stopped';
@@ -58,6 +64,10 @@ export interface AgentOptions {
   channelTiming?: ChannelTiming;
   /** What orders may do here (`--config`); without it, only ping and logs work. */
   agentConfig?: AgentConfig;
+  /** Metrics: the sample interval and, when given, the local endpoint (`--metrics-listen`) and its token. */
+  metrics?: { intervalMs: number; listen?: MetricsListen; token?: string };
+  /** The supervised services' pids and restarts, for per-service metrics; none by default. */
+  services?: ServiceStatsSource;
 }
 
 /** A running (or once-running) agent. */
@@ -75,6 +85,8 @@ export class Agent {
   private stopping: Promise<void> | undefined;
   private background: Promise<unknown>[] = [];
   private orders: OrderDispatcher | undefined;
+  private sampler: MetricsSampler | undefined;
+  private endpoint: MetricsEndpoint | undefined;
   /** Resolves when the agent must exit on its own (credentials revoked). */
   readonly refused: Promise<string>;
   private refuse!: (reason: string) => void;
@@ -203,13 +215,43 @@ export class Agent {
       dir: this.options.dir, name: api.identity.name, config: this.options.agentConfig ?? emptyAgentConfig(),
       agentEnv: this.options.agentEnv, log: this.log, syncs: new SyncRegistry(),
     });
+    const sampler = this.startMetrics();
+    await this.startEndpoint(api.identity.name);
     this.background.push(runChannel({
       api, log: this.log, signal, orders: this.orders,
+      metrics: {
+        latest: () => (sampler.latestMeasured ? summarize(sampler.latestMeasured) : undefined),
+        subscribe: (listener) => sampler.subscribe((sample) => listener(summarize(sample))),
+      },
       onDesired: (state) => this.applyDesired(state, true),
       onRefused: (reason) => this.refuse(reason),
       ...(this.options.channelTiming ? { timing: this.options.channelTiming } : {}),
     }));
     this.background.push(this.pollLoop(api, signal));
+  }
+
+  /** Starts sampling the machine every metrics interval (off the request path, on an unref'd timer). */
+  private startMetrics(): MetricsSampler {
+    this.sampler = new MetricsSampler({
+      intervalMs: this.options.metrics?.intervalMs, log: this.log,
+      ...(this.options.services ? { services: this.options.services } : {}),
+    });
+    this.sampler.start();
+    return this.sampler;
+  }
+
+  /** Opens the local metrics endpoint when asked to; its module is loaded only then. */
+  private async startEndpoint(name: string): Promise<void> {
+    const listen = this.options.metrics?.listen;
+    if (!listen) return;
+    const { startMetricsEndpoint } = await import('./metrics/endpoint.ts');
+    this.endpoint = await startMetricsEndpoint({
+      listen, log: this.log, ...(this.options.metrics?.token ? { token: this.options.metrics.token } : {}),
+      sources: {
+        sample: () => this.sampler?.latest,
+        agent: () => ({ name, version: STRATA_VERSION, state: this.stateValue, configurations: this.statuses().map((s) => ({ configuration: s.configuration, phase: s.phase, ...(s.currentRevision === undefined ? {} : { currentRevision: s.currentRevision }) })) }),
+      },
+    });
   }
 
   /** Re-reads the full desired state every poll interval (±10 % jitter) as ground truth. */
@@ -263,6 +305,8 @@ export class Agent {
       clearTimeout(this.reportTimer);
       await Promise.allSettled(this.background);
       await this.reporting;
+      await this.endpoint?.close();
+      await this.sampler?.stop();
       this.api?.close();
       await this.unlock?.();
       this.transition('stopped');

@@ -15,6 +15,13 @@ import { fullJitter, sleep } from '../lib/backoff.ts';
 import { CHANNEL_VERSION, ChannelMessageSchema, type ChannelMessage, type DesiredState } from '../protocol/agent.ts';
 import type { ServerApi } from './server-api.ts';
 import type { OrderDispatcher, OrderSink } from './orders/dispatcher.ts';
+import type { MetricsSummary } from '../protocol/metrics.ts';
+
+/** Metrics summaries to send: the latest on every connect, then each new one. */
+export interface SummaryFeed {
+  latest(): MetricsSummary | undefined;
+  subscribe(listener: (summary: MetricsSummary) => void): () => void;
+}
 
 /** Timing of the channel; tests shorten it. */
 export interface ChannelTiming {
@@ -37,6 +44,8 @@ export async function runChannel(options: {
   timing?: ChannelTiming;
   /** Runs the orders the server sends; without it, orders are not read. */
   orders?: OrderDispatcher;
+  /** Metrics summaries to send; without it, none are. */
+  metrics?: SummaryFeed;
 }): Promise<void> {
   const timing = options.timing ?? DEFAULT_CHANNEL_TIMING;
   let attempt = 0;
@@ -59,7 +68,7 @@ export async function runChannel(options: {
 
 /** One connection's lifetime: resolves when it closes, saying whether it was ever open. */
 function connectOnce(
-  options: { api: ServerApi; log: Logger; signal: AbortSignal; onDesired: (state: DesiredState) => void; orders?: OrderDispatcher },
+  options: { api: ServerApi; log: Logger; signal: AbortSignal; onDesired: (state: DesiredState) => void; orders?: OrderDispatcher; metrics?: SummaryFeed },
   timing: ChannelTiming,
 ): Promise<{ wasOpen: boolean; reason: string; refused?: string }> {
   const path = '/v1/agent/channel';
@@ -89,6 +98,8 @@ function connectOnce(
       }
       send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'ping', at: new Date().toISOString() });
     }, timing.pingMs);
+    const sendSummary = (summary: MetricsSummary): void => send({ v: CHANNEL_VERSION, id: randomUUID(), type: 'metrics', summary });
+    let unsubscribe: (() => void) | undefined;
     const onAbort = (): void => socket.close(1001, 'agent stopping');
     options.signal.addEventListener('abort', onAbort, { once: true });
 
@@ -96,6 +107,9 @@ function connectOnce(
       wasOpen = true;
       lastHeard = Date.now();
       options.log.info({ url }, 'channel open');
+      const latest = options.metrics?.latest();
+      if (latest) sendSummary(latest);
+      unsubscribe = options.metrics?.subscribe(sendSummary);
     });
     socket.on('unexpected-response', (_request, response) => {
       // 401/403 on the upgrade means the server refuses this agent (revoked): retrying cannot help.
@@ -130,6 +144,7 @@ function connectOnce(
     socket.on('error', (error) => options.log.debug({ err: error }, 'channel error'));
     socket.on('close', (code, reason) => {
       clearInterval(ticker);
+      unsubscribe?.();
       options.signal.removeEventListener('abort', onAbort);
       resolve({ wasOpen, reason: `${code} ${String(reason)}`.trim(), ...(refused ? { refused } : {}) });
     });

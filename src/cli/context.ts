@@ -8,6 +8,8 @@ export interface CliContext {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: Record<string, string | undefined>;
+  /** Standard input, for commands that read data from it (import-image); default process.stdin. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
   /** Sets the process exit status; commands call it instead of process.exit. */
   setExitCode(code: number): void;
 }

@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import { ConfigurationSchema } from './api.ts';
 import { AgentOrderSchema, HostResultSchema } from './orders.ts';
+import { MetricsSummarySchema } from './metrics.ts';
 
 /** The channel protocol version every envelope carries. */
 export const CHANNEL_VERSION = 1;
@@ -120,6 +121,8 @@ export const ChannelMessageSchema = z.discriminatedUnion('type', [
   z.object({ ...Envelope, type: z.literal('pong'), at: z.string() }),
   /** agent → server: a status report (same as POST /v1/agent/status). */
   z.object({ ...Envelope, type: z.literal('status'), report: StatusReportSchema }),
+  /** agent → server, every sample interval: a compact summary of the machine's vital signs (metrics.ts). */
+  z.object({ ...Envelope, type: z.literal('metrics'), summary: MetricsSummarySchema }),
   /** server → agent: run an order (see orders.ts); the agent answers with one `order-result`. */
   z.object({ ...Envelope, type: z.literal('order'), order: AgentOrderSchema }),
   /** server → agent: stop an order early (the operator interrupted `logs --follow`, or it timed out). */

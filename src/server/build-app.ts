@@ -31,6 +31,9 @@ import { registerAssignmentRoutes } from './routes/assignments.ts';
 import { registerConfigurationStatusRoute } from './routes/configuration-status.ts';
 import { registerOrderRoutes } from './routes/orders.ts';
 import { registerGroupRoutes } from './routes/groups.ts';
+import { registerAgentMetricsRoutes } from './routes/agent-metrics.ts';
+import { ServerMetrics } from './metrics/server-metrics.ts';
+import { registerMetricsRoute } from './metrics/metrics-route.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -71,6 +74,8 @@ export interface AppDeps {
   channel?: ChannelTiming;
   /** The bus to the other server replicas; a single server (LocalBus) when absent. The hub closes it. */
   cluster?: ClusterBus;
+  /** Serve GET /metrics without a token (`--metrics-public`). */
+  metricsPublic?: boolean;
 }
 
 /** Largest message an agent may send on its channel. */
@@ -126,7 +131,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request) => authorizeRequest(deps.store, throttle, request));
 
   const registry = new Registry(deps.store);
-  const context: RouteContext = { ...deps, registry, hub, throttle };
+  const metrics = new ServerMetrics({ store: deps.store, hub, log: deps.logger });
+  registerMetricsRoute(app, metrics, { public: deps.metricsPublic === true });
+  const context: RouteContext = { ...deps, registry, hub, throttle, metrics };
   registerMetaRoutes(app, context);
   registerBlobRoutes(app, context);
   registerComponentRoutes(app, context);
@@ -140,9 +147,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerConfigurationStatusRoute(app, context);
   registerOrderRoutes(app, context);
   registerGroupRoutes(app, context);
+  registerAgentMetricsRoutes(app, context);
   await app.ready();
   return app;
 }
 
 /** What route modules receive. */
-export type RouteContext = AppDeps & { registry: Registry; hub: FleetHub; throttle: AuthThrottle };
+export type RouteContext = AppDeps & { registry: Registry; hub: FleetHub; throttle: AuthThrottle; metrics: ServerMetrics };

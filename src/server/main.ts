@@ -14,6 +14,9 @@ import { bootstrap, bootstrapFiles } from './bootstrap.ts';
 import type { ServerConfig } from './config.ts';
 import { STRATA_VERSION } from '../lib/version.ts';
 import { createClusterBus } from './cluster/create-bus.ts';
+import { Registry } from '../core/registry.ts';
+import { StrataError } from '../core/errors.ts';
+import { loadSshKeys, startSshFront, type SshFront } from '../ssh/server.ts';
 
 /** A running server. */
 export interface RunningServer {
@@ -56,6 +59,9 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const logger = io.logger ?? createLogger({ level: config.logLevel, name: 'strata-server' });
   const lifecycle = new Lifecycle(logger, { deadlineMs: 10_000 });
   const dataDir = path.resolve(config.data);
+  // The SSH front's key files are checked first, so a bad one stops the server before anything starts.
+  if (config.sshListen && (!config.sshOperatorKeys || !config.sshAgentKeys)) throw new StrataError('BAD_REQUEST', '--ssh-listen needs --ssh-operator-keys and --ssh-agent-keys');
+  const sshKeys = config.sshListen ? await loadSshKeys({ operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys! }) : undefined;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const options = await storeOptions(config, dataDir);
   const store = await createStore(options);
@@ -65,9 +71,9 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   // The bus uses the store's NATS servers and credentials; shut down after the app (its hub closes it).
   const cluster = await createClusterBus(options.kind === 'nats' ? { nats: options } : {}, logger);
   const replica = cluster.replica;
+  const limits = { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } };
   const app = await buildApp({
-    store, logger, version: STRATA_VERSION, cluster,
-    limits: { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } },
+    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic, limits, cluster,
     ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
   });
   lifecycle.onShutdown(() => app.close());
@@ -75,6 +81,16 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
   const url = clientUrl(tls ? 'https' : 'http', config.listen.host, port);
+
+  let ssh: SshFront | undefined;
+  if (config.sshListen && sshKeys) {
+    ssh = await startSshFront({
+      host: config.sshListen.host, port: config.sshListen.port,
+      operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys!,
+      handshakeTimeoutMs: config.sshHandshakeTimeout, deadlineMs: config.sshDeadline, maxConnections: config.sshMaxSessions,
+    }, sshKeys, { registry: new Registry(store), limits, logger, dataDir });
+    lifecycle.onShutdown(() => ssh!.close());
+  }
 
   const { firstStart } = await bootstrap(store, { dataDir, serverUrl: url, ...(tls ? { caFingerprint: tls.fingerprint } : {}) });
   const retention = setInterval(() => {
@@ -98,6 +114,7 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
         'Create tokens against any replica: strata token create --role admin --name ops; strata join-token create']
       : [firstStart ? `First start: admin credentials written to ${files.adminEnv}` : `Admin credentials: ${files.adminEnv}`,
         ...(tls ? [`Join token for agents: ${files.joinToken}`] : [])]),
+    ...(ssh ? [`SSH front (deploy-tools) listening on ${ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host}:${ssh.port}`, `host key fingerprint: ${ssh.fingerprint}`] : []),
     '',
     'Next, in another terminal (from the Strata checkout):',
     `  source ${files.adminEnv}`,

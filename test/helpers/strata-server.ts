@@ -12,8 +12,8 @@ import { startNatsServer, type NatsDeployment } from './nats-server.ts';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/** The CLI entry point. */
-export const CLI = path.join(ROOT, 'src/cli/main.ts');
+/** The CLI entry point, as `strata` runs it (with the compile cache). */
+export const CLI = path.join(ROOT, 'bin/strata.js');
 
 /** The store backends a server can run on; end-to-end suites run once per backend. */
 export type StoreBackend = 'sqlite' | 'nats';
@@ -48,6 +48,8 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals, options?: { keepStore?: boolean }): Promise<number | null>;
   /** Output the server wrote to stderr (its logs), for failure messages. */
   logs(): string;
+  /** What the server printed on stdout (its start banner). */
+  output(): string;
   /** Environment for CLI calls against this server. */
   env: Record<string, string>;
 }
@@ -98,6 +100,7 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], opt
   return {
     url, store, ...(nats ? { nats } : {}), fingerprint, token, dataDir, process: child, env,
     logs: () => stderr,
+    output: () => stdout,
     async stop(signal = 'SIGTERM', stopOptions = {}) {
       let code: number | null = child.exitCode;
       if (code === null && child.signalCode === null) {

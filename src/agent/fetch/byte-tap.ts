@@ -17,7 +17,7 @@ export class TapAbandoned extends Error {
 /** The bytes of one blob as they are downloaded. */
 export class ByteTap {
   readonly sha256: string;
-  readonly stream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  readonly stream = new PassThrough({ highWaterMark: 1024 * 1024 });
   #position = 0;
   #hash = createHash('sha256');
   #abandoned = false;

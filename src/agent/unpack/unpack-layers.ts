@@ -5,10 +5,11 @@
  * symlink an earlier layer made). Limits count across all layers. Any failure removes the tree.
  */
 import { mkdir, open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { EntryChecker, invalidArchive, unsafeEntry } from '../../core/archive/entry-rules.ts';
 import { isTarHeader } from '../../core/archive/tar-inspector.ts';
 import { StrataError } from '../../core/errors.ts';
+import { peekStream } from '../../lib/peek-stream.ts';
 import { inLayer, isNoSpace, pathParts, type LayerEntry } from './layer-entry.ts';
 import { removeTree } from './remove-tree.ts';
 import { readTarLayer } from './tar-layer.ts';
@@ -67,40 +68,16 @@ async function sniff(file: string): Promise<'gzip' | 'zip' | 'tar'> {
 }
 
 /** Reads the first bytes of a stream, names its format, and returns a stream of all its bytes again. */
-async function sniffStream(stream: Readable): Promise<{ format: 'gzip' | 'zip' | 'tar'; stream: Readable }> {
-  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const chunks: Buffer[] = [];
-  let length = 0;
-  while (length < 512) {
-    const next = await iterator.next();
-    if (next.done) break;
-    chunks.push(next.value);
-    length += next.value.length;
-  }
-  const head = Buffer.concat(chunks);
+async function sniffStream(source: Readable): Promise<{ format: 'gzip' | 'zip' | 'tar'; stream: Readable }> {
+  const { head, stream } = await peekStream(source, 512);
   const block = Buffer.alloc(512);
-  head.copy(block, 0, 0, 512);
-  let format: 'gzip' | 'zip' | 'tar';
+  head.copy(block);
   try {
-    format = classify(block, Math.min(head.length, 512));
+    return { format: classify(block, head.length), stream };
   } catch (error) {
-    await iterator.return?.();
+    stream.destroy();
     throw error;
   }
-  const rest = Readable.from((async function* () {
-    try {
-      if (head.length > 0) yield head;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value;
-      }
-    } finally {
-      // The reader stopped (or finished): release the source too.
-      await iterator.return?.();
-    }
-  })(), { objectMode: false });
-  return { format, stream: rest };
 }
 
 /** The format the first bytes of an archive announce. */

@@ -8,7 +8,8 @@ import { LabelsSchema } from '../../protocol/agent.ts';
 import { nameProblem } from '../../protocol/names.ts';
 import { printJson, println, UsageError, UserError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
-import { reexecWithSmallYoungGeneration } from '../../lib/heap-flags.ts';
+import { leanStart } from '../../lib/lean-start.ts';
+import { isLocalOnly, parseMetricsListen, type MetricsListen } from '../../agent/metrics/listen-address.ts';
 
 /** Parses `k=v,k2=v2` into labels, refusing malformed ones. */
 export function parseLabels(text: string | undefined): Record<string, string> {
@@ -32,6 +33,32 @@ function option<T>(what: string, parse: (text: string) => T, text: string): T {
   }
 }
 
+/** The metrics flags: the interval, and the endpoint's address and token, checked before anything starts. */
+async function metricsOptions(options: Record<string, string | string[] | boolean | undefined>): Promise<{ intervalMs: number; listen?: MetricsListen; token?: string }> {
+  const intervalMs = option('--metrics-interval', parseDuration, options['metricsInterval'] as string);
+  if (intervalMs < 1000) throw new UsageError('--metrics-interval must be at least 1s');
+  const listenText = options['metricsListen'] as string | undefined;
+  const tokenFile = options['metricsTokenFile'] as string | undefined;
+  if (listenText === undefined) {
+    if (tokenFile !== undefined) throw new UsageError('--metrics-token-file needs --metrics-listen');
+    return { intervalMs };
+  }
+  const listen = option('--metrics-listen', parseMetricsListen, listenText);
+  let token: string | undefined;
+  if (tokenFile !== undefined) {
+    try {
+      token = (await readFile(tokenFile, 'utf8')).trim();
+    } catch (error) {
+      throw new UserError(`cannot read --metrics-token-file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    if (token.length < 16 || /\s/.test(token)) throw new UsageError(`--metrics-token-file ${tokenFile}: the token must be one word of at least 16 characters`);
+  }
+  if (!isLocalOnly(listen) && token === undefined) {
+    throw new UsageError(`--metrics-listen ${listenText} is not a loopback address or Unix socket: give --metrics-token-file FILE to require a token there`);
+  }
+  return { intervalMs, listen, ...(token === undefined ? {} : { token }) };
+}
+
 /** Registers `agent` and `agent rollback`. */
 export function registerAgent(program: Command, context: CliContext): void {
   const command = program.command('agent')
@@ -52,10 +79,16 @@ export function registerAgent(program: Command, context: CliContext): void {
     .option('--retry-base <duration>', 'first wait before retrying a failed deploy (it doubles, with jitter)', '5s')
     .option('--retry-cap <duration>', 'longest wait between retries of a failed deploy', '5m')
     .option('--config <file>', 'the agent\'s own TOML config: the commands and sync groups orders may use')
+    .option('--metrics-interval <duration>', 'how often to sample the machine (CPU, memory, disks, network, services); at least 1s', '10s')
+    .option('--metrics-listen <address>', 'serve /metrics and /debug/vars locally: 127.0.0.1:PORT, [::1]:PORT or unix:/path (off by default)')
+    .option('--metrics-token-file <file>', 'require this bearer token on the metrics endpoint (needed for a non-loopback address)')
     .option('--once', 'converge once and exit: 0 when every configuration is deployed, 1 otherwise')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, string | string[] | boolean | undefined>) => {
-      reexecWithSmallYoungGeneration('agent');
+      let agentMain!: typeof import('../../agent/main.ts');
+      await leanStart('agent', async () => {
+        agentMain = await import('../../agent/main.ts');
+      });
       const keep = Number(options['keep']);
       if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be a whole number of at least 1');
       const maxFiles = Number(options['maxFiles']);
@@ -84,7 +117,8 @@ export function registerAgent(program: Command, context: CliContext): void {
         if (error instanceof AgentConfigError) throw new UsageError(`--config ${error.message}`);
         throw error;
       }
-      const { runAgent } = await import('../../agent/main.ts');
+      const metrics = await metricsOptions(options);
+      const { runAgent } = agentMain;
       const code = await runAgent({
         dir: path.resolve(options['dir'] as string),
         ...(options['server'] ? { server: options['server'] as string } : {}),
@@ -101,6 +135,7 @@ export function registerAgent(program: Command, context: CliContext): void {
         retryBaseMs: option('--retry-base', parseDuration, options['retryBase'] as string),
         retryCapMs: option('--retry-cap', parseDuration, options['retryCap'] as string),
         ...(agentConfig ? { agentConfig } : {}),
+        metrics,
         once: Boolean(options['once']),
         logLevel: options['logLevel'] as string,
       });
@@ -111,6 +146,7 @@ export function registerAgent(program: Command, context: CliContext): void {
     'strata agent --dir /var/lib/strata-agent                      # later starts',
     'strata agent --dir /var/lib/strata-agent --once               # converge once, for scripts',
     'strata agent --dir /var/lib/strata-agent --config /etc/strata/agent.toml   # allow orders: exec commands, sync groups',
+    'strata agent --dir /var/lib/strata-agent --metrics-listen 127.0.0.1:9464   # Prometheus /metrics and /debug/vars on loopback',
   ]);
 
   const rollback = command.command('rollback')

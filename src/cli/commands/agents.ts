@@ -5,6 +5,8 @@ import { table } from '../table.ts';
 import { configText, labelsText, onlineText, type AgentDetailView, type AgentView } from './fleet-views.ts';
 import { examples, remoteCommand, segment, withApi } from './shared.ts';
 import { targetFrom, targetOptions, type TargetOptions } from './target.ts';
+import { printMetrics } from './agent-metrics-view.ts';
+import type { AgentMetrics } from '../../protocol/metrics.ts';
 
 /** `2024-05-01T10:00:00Z`, or `never`. */
 function when(iso: string | null | undefined): string {
@@ -30,10 +32,12 @@ export function registerAgents(program: Command, context: CliContext): void {
   const show = remoteCommand(group.command('show'))
     .description("one agent: labels, inventory, configurations, and its last hook output")
     .argument('<node>', 'agent name')
-    .action(async (node: string) => {
+    .option('--metrics', 'also its latest vital signs and their recent history')
+    .action(async (node: string, options: { metrics?: boolean }) => {
       await withApi(show, context, async (api, globals) => {
         const agent = await api.call<AgentDetailView>('GET', `/v1/agents/${segment(node)}`);
-        if (globals.json) return printJson(context.stdout, agent);
+        const metrics = options.metrics ? await api.call<AgentMetrics>('GET', `/v1/agents/${segment(node)}/metrics`) : undefined;
+        if (globals.json) return printJson(context.stdout, metrics ? { ...agent, metrics } : agent);
         const inventory = agent.inventory ?? {};
         const facts: [string, string][] = [
           ['name', agent.name], ['labels', labelsText(agent.labels)], ['online', onlineText(agent)],
@@ -53,9 +57,10 @@ export function registerAgents(program: Command, context: CliContext): void {
           println(context.stdout, `\nhook output of ${configuration}:`);
           context.stdout.write(hookOutput.endsWith('\n') ? hookOutput : `${hookOutput}\n`);
         }
+        if (metrics) printMetrics(context.stdout, metrics);
       });
     });
-  examples(show, ['strata agents show web-1']);
+  examples(show, ['strata agents show web-1', 'strata agents show web-1 --metrics']);
 
   const revoke = remoteCommand(group.command('revoke'))
     .description('revoke an agent (admin): its requests are refused and its channel closes at once')

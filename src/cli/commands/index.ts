@@ -5,6 +5,7 @@ import { registerServer } from './server.ts';
 import { registerPush } from './push.ts';
 import { registerAddver } from './addver.ts';
 import { registerAddconf } from './addconf.ts';
+import { registerImportImage } from './import-image.ts';
 import { registerBumpconf, registerChangeconf } from './changeconf.ts';
 import { registerShowconf } from './showconf.ts';
 import { registerComponents, registerConfigurations, registerShowcomp } from './showcomp.ts';
@@ -20,6 +21,7 @@ import { registerOrders } from './orders.ts';
 import { registerGroup } from './group.ts';
 import { registerAgent } from './agent.ts';
 import { registerQuickstart } from './quickstart.ts';
+import { registerTop } from './top.ts';
 
 /** Adds all subcommands to the program. */
 export function registerCommands(program: Command, context: CliContext): void {
@@ -27,6 +29,7 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerPush(program, context);
   registerAddver(program, context);
   registerAddconf(program, context);
+  registerImportImage(program, context);
   registerChangeconf(program, context);
   registerBumpconf(program, context);
   registerShowconf(program, context);
@@ -42,6 +45,7 @@ export function registerCommands(program: Command, context: CliContext): void {
   registerJoinToken(program, context);
   registerAgents(program, context);
   registerStatus(program, context);
+  registerTop(program, context);
   registerAssign(program, context);
   registerOrderVerbs(program, context);
   registerOrders(program, context);

@@ -55,6 +55,4 @@ export function segment(value: string): string {
 }
 
 /** An RFC 3339 time to the second, as deploy-tools prints it. */
-export function secondsTime(iso: string): string {
-  return `${new Date(iso).toISOString().slice(0, 19)}Z`;
-}
+export { secondsTime } from '../../core/deploy-tools-text.ts';

@@ -1,9 +1,9 @@
 /** `strata showcomp` and `strata components`: components and their versions. */
 import type { Command } from 'commander';
 import { printJson, println, type CliContext } from '../context.ts';
-import { tabwrite } from '../table.ts';
+import { renderShowcomp } from '../../core/deploy-tools-text.ts';
 import type { VersionView } from './views.ts';
-import { examples, remoteCommand, secondsTime, segment, withApi } from './shared.ts';
+import { examples, remoteCommand, segment, withApi } from './shared.ts';
 
 /** Registers `showcomp`. */
 export function registerShowcomp(program: Command, context: CliContext): void {
@@ -14,7 +14,7 @@ export function registerShowcomp(program: Command, context: CliContext): void {
       await withApi(command, context, async (api, globals) => {
         const result = await api.call<{ name: string; versions: VersionView[] }>('GET', `/v1/components/${segment(options.name)}`);
         if (globals.json) printJson(context.stdout, result);
-        else context.stdout.write(tabwrite(result.versions.map((v) => [secondsTime(v.createdAt), v.version])));
+        else context.stdout.write(renderShowcomp(result.versions));
       });
     });
   examples(command, ['strata showcomp --name code']);

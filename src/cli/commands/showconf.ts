@@ -1,25 +1,16 @@
 /** `strata showconf`: a configuration's layers, deploy-tools' layout, or its deploy-tools JSON. */
 import type { Command } from 'commander';
 import { printJson, type CliContext, UsageError } from '../context.ts';
-import { tabwrite } from '../table.ts';
-import { deployToolsHash } from '../../core/configuration-id.ts';
+import { renderShowconf } from '../../core/deploy-tools-text.ts';
 import type { ConfigurationView } from './views.ts';
-import { examples, remoteCommand, secondsTime, segment, withApi } from './shared.ts';
-
-/** deploy-tools' showconf output, `-v` adding the Name/Mtime/Hash header. */
-export function renderShowconf(configuration: ConfigurationView, verbose: boolean): string {
-  const rows = tabwrite(configuration.layers.map((l) => [l.component, l.version, secondsTime(l.createdAt)]));
-  if (!verbose) return rows;
-  const hash = deployToolsHash(configuration.layers.map((l) => l.blob));
-  return `Name:\t${configuration.name}\nMtime:\t${secondsTime(configuration.updatedAt)}\nHash:\t${hash}\n\n${rows}`;
-}
+import { examples, remoteCommand, segment, withApi } from './shared.ts';
 
 /** Registers `showconf`. */
 export function registerShowconf(program: Command, context: CliContext): void {
   const command = remoteCommand(program.command('showconf'))
     .description("show a configuration's layers")
     .requiredOption('--name <configuration>', 'configuration name')
-    .option('-v, --verbose', 'also show name, modification time and hash')
+    .option('-v, --verbose', "also show name, modification time and hash, and an imported image's config")
     .option('--format <format>', 'table (default) or deploy-tools (the exact configs/NAME.json document)', 'table')
     .action(async (options: { name: string; verbose?: boolean; format: string }) => {
       if (options.format !== 'table' && options.format !== 'deploy-tools') throw new UsageError(`unknown format ${JSON.stringify(options.format)}: use table or deploy-tools`);

@@ -9,7 +9,7 @@ import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, ty
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { Header, Pax } from 'tar';
+import { Header, Pax, type HeaderData } from 'tar';
 import { StrataError } from '../errors.ts';
 
 /** How to pack: fixed mtime, whether to keep owners and mtimes, gzip level. */
@@ -65,6 +65,13 @@ function listTree(dir: string): TreeEntry[] {
     }
   }
   return entries.sort((a, b) => Buffer.compare(a.key, b.key));
+}
+
+/** One entry's tar header block, preceded by a pax header when a path or number does not fit ustar (mtime stays out of pax so bytes stay stable). */
+export function encodeTarHeader(data: HeaderData): Buffer {
+  const block = Buffer.alloc(BLOCK);
+  const needPax = new Header(data).encode(block);
+  return needPax ? Buffer.concat([new Pax({ ...data, mtime: undefined }).encode(), block]) : block;
 }
 
 /** A Readable of the uncompressed tar: headers and file bodies, gathered into batches. */
@@ -164,9 +171,7 @@ class TarSource extends Readable {
       uname: '',
       gname: '',
     } as const;
-    const block = Buffer.alloc(BLOCK);
-    const needPax = new Header(data).encode(block);
-    const header = needPax ? Buffer.concat([new Pax({ ...data, mtime: undefined }).encode(), block]) : block;
+    const header = encodeTarHeader(data);
     if (kind === 'File' && data.size > 0) {
       this.#file = { fd: openSync(entry.absolute, 'r'), path: entry.relative, remaining: data.size, padding: (BLOCK - (data.size % BLOCK)) % BLOCK };
     }

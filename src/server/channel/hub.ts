@@ -17,6 +17,7 @@ import { AgentSession, CLOSE, type OrderReply } from './session.ts';
 import { LocalBus, type BusHandlers, type ClusterBus, type ClusterEvent } from '../cluster/bus.ts';
 import { OrderRouter } from '../orders/order-router.ts';
 import type { OrderChannels } from '../orders/dispatch.ts';
+import { MetricsHistory } from '../metrics/history.ts';
 
 /** Receives the replies to one order, and hears when an agent's channel closes. */
 export interface OrderListener {
@@ -38,6 +39,8 @@ export const DEFAULT_CHANNEL_TIMING: ChannelTiming = { pingIntervalMs: 15_000, s
 /** Connected agent sessions of this process and what they are sent. */
 export class FleetHub implements OrderChannels {
   readonly presence: Presence;
+  /** Recent metrics summaries of the agents connected to this process (in memory, per replica). */
+  readonly metrics = new MetricsHistory();
   /** The bus to the other replicas (a LocalBus in a single server). */
   readonly bus: ClusterBus;
   /** Highest store sequence this hub has seen. */
@@ -122,6 +125,7 @@ export class FleetHub implements OrderChannels {
       onStatus: (s, report) => this.status(s, report),
       onOrderReply: (s, reply) => this.router.fromAgent(s.agent, reply),
       onHeard: (s) => this.presence.heartbeat(s.agent, s.id),
+      onMetrics: (s, summary) => this.metrics.record(s.agent, summary),
       onClose: (s) => this.detach(s),
     }, this.log);
     const older = this.sessions.get(record.name);
@@ -211,6 +215,7 @@ export class FleetHub implements OrderChannels {
   private closeRevoked(name: string): void {
     this.sessions.get(name)?.close(CLOSE.revoked, 'agent revoked', 200);
     this.presence.forget(name);
+    this.metrics.forget(name);
   }
 
   /** What the bus calls: commands and replies for orders, and the other replicas' changes. */

@@ -8,6 +8,7 @@ import type { WebSocket, RawData } from 'ws';
 import type { Logger } from '../../lib/logger.ts';
 import { isStrataError } from '../../core/errors.ts';
 import { CHANNEL_VERSION, ChannelMessageSchema, type ChannelMessage, type DesiredState, type StatusReport } from '../../protocol/agent.ts';
+import type { MetricsSummary } from '../../protocol/metrics.ts';
 
 /** A channel message without the envelope fields the session fills in. */
 type Outbound = ChannelMessage extends infer M ? (M extends ChannelMessage ? Omit<M, 'v' | 'id'> & { id?: string } : never) : never;
@@ -32,6 +33,8 @@ export interface SessionHandlers {
   onStatus(session: AgentSession, report: StatusReport): Promise<void>;
   onOrderReply(session: AgentSession, reply: OrderReply): void;
   onHeard(session: AgentSession): void;
+  /** A metrics summary arrived; without a handler it is dropped. */
+  onMetrics?(session: AgentSession, summary: MetricsSummary): void;
   onClose(session: AgentSession): void;
 }
 
@@ -122,6 +125,8 @@ export class AgentSession {
           this.sendError(message.id, isStrataError(error) ? error.code : 'INTERNAL', isStrataError(error) ? error.message : 'the status report could not be stored');
         });
         return;
+      case 'metrics':
+        return this.handlers.onMetrics?.(this, message.summary);
       case 'error':
         this.log.info({ agent: this.agent, code: message.code, message: message.message }, 'agent reported a channel error');
         return;

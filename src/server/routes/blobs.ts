@@ -2,40 +2,18 @@
  * Blobs: streaming uploads that are hashed, size-limited and inspected as archives while they
  * arrive (memory stays bounded whatever the size), and reads with HTTP byte ranges.
  */
-import { once } from 'node:events';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { UploadResultSchema } from '../../protocol/api.ts';
 import { Sha256 } from '../../protocol/names.ts';
 import { StrataError } from '../../core/errors.ts';
-import { inspectZip, startArchiveInspection, type ArchiveSummary } from '../../core/archive/inspect.ts';
+import { storeUpload } from '../../core/upload.ts';
 import type { App, RouteContext } from '../build-app.ts';
 import type { AgentPrincipal } from '../agent-auth.ts';
 import { desiredFromStore } from '../agents/desired.ts';
 
 const UploadQuery = z.object({ sha256: Sha256.optional() });
 const BlobParams = z.object({ sha256: Sha256 });
-
-/** Passes every chunk on while also writing it to `sink`, honouring the sink's backpressure. */
-async function* teeInto(source: AsyncIterable<Uint8Array>, sink: Writable): AsyncGenerator<Uint8Array> {
-  try {
-    for await (const chunk of source) {
-      if (!sink.write(chunk)) await once(sink, 'drain');
-      yield chunk;
-    }
-    sink.end();
-  } finally {
-    if (!sink.writableEnded) sink.destroy();
-  }
-}
-
-/** A readable of a stored blob's byte range, for inspectors that need random access. */
-function readRange(store: RouteContext['store'], sha256: string, range: { start: number; end?: number }): Readable {
-  const out = new PassThrough();
-  store.getBlob(sha256, range).then(({ stream }) => pipeline(stream, out), (error: unknown) => out.destroy(error as Error)).catch(() => undefined);
-  return out;
-}
 
 /** Parses a single `bytes=start-end` range against a size; undefined for none, throws on a bad one. */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
@@ -79,22 +57,7 @@ export function registerBlobRoutes(app: App, { store, limits }: RouteContext): v
     if (!request.headers['content-type']?.startsWith('application/octet-stream')) throw new StrataError('UNSUPPORTED_MEDIA_TYPE', 'upload the archive as application/octet-stream');
     const declared = Number(request.headers['content-length'] ?? NaN);
     if (declared > limits.maxUploadBytes) throw new StrataError('PAYLOAD_TOO_LARGE', `upload of ${declared} bytes is over the limit of ${limits.maxUploadBytes}`, { details: { limit: limits.maxUploadBytes } });
-    const inspection = startArchiveInspection(limits.archive);
-    inspection.verdict.catch(() => undefined);
-    let summary: ArchiveSummary | undefined;
-    const summarize = async (read: (range: { start: number; end?: number }) => Readable, size: number): Promise<ArchiveSummary> => {
-      const verdict = await inspection.verdict;
-      return 'entries' in verdict ? verdict : inspectZip(read, size, limits.archive);
-    };
-    const info = await store.putBlob(teeInto(request.body as Readable, inspection.sink), {
-      maxBytes: limits.maxUploadBytes,
-      ...(sha256 ? { expectedSha256: sha256 } : {}),
-      beforeCommit: async (staged) => {
-        summary = await summarize((range) => staged.read(range), staged.size);
-      },
-    });
-    // A backend may skip beforeCommit when the bytes were stored already; inspect them anyway.
-    summary ??= await summarize((range) => readRange(store, info.sha256, range), info.size);
+    const { info, summary } = await storeUpload(store, request.body as Readable, limits, sha256);
     request.log.info({ sha256: info.sha256, size: info.size, format: summary.format }, 'blob stored');
     return reply.code(201).send({ ...info, archive: { format: summary.format, entries: summary.entries, unpackedBytes: summary.unpackedBytes } });
   });

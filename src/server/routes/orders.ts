@@ -13,7 +13,7 @@ const OrderListQuery = z.object({
 });
 
 /** Registers POST /v1/orders, GET /v1/orders and GET /v1/orders/{id}. */
-export function registerOrderRoutes(app: App, { store, hub, logger }: RouteContext): void {
+export function registerOrderRoutes(app: App, { store, hub, logger, metrics }: RouteContext): void {
   app.post('/v1/orders', {
     config: { access: 'deployer' },
     schema: {
@@ -41,7 +41,7 @@ export function registerOrderRoutes(app: App, { store, hub, logger }: RouteConte
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) gone.abort();
     });
-    void runOrder({ store, channels: hub, log: logger }, order, out, gone.signal);
+    metrics.trackOrder(body.args.verb, order.id, runOrder({ store, channels: hub, log: logger }, order, out, gone.signal));
     return reply.header('content-type', 'application/x-ndjson; charset=utf-8').header('cache-control', 'no-store').send(out);
   });
 

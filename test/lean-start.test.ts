@@ -1,0 +1,75 @@
+/**
+ * The lean start of long-running commands (src/lib/lean-start.ts): a real node process that
+ * type-strips its sources replaces itself once, keeping its pid, and the replacement runs with
+ * small semi-spaces, a malloc arena limit and every module from the compile cache, while its own
+ * environment (what its children inherit) carries none of the restart's markers.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from './helpers/strata-server.ts';
+import { tempDir } from './helpers/temp-dir.ts';
+
+interface Report {
+  pid: number;
+  stripped: boolean;
+  execArgv: string[];
+  env: Record<string, string | undefined>;
+  initialEnviron: string[];
+}
+
+/** Writes a script that enables the compile cache, runs leanStart, and prints what the process looks like afterwards. */
+function script(dir: string): string {
+  const file = path.join(dir, 'lean.mjs');
+  const leanStart = pathToFileURL(path.join(ROOT, 'src/lib/lean-start.ts')).href;
+  const someSource = pathToFileURL(path.join(ROOT, 'src/protocol/duration.ts')).href;
+  writeFileSync(file, `
+import module from 'node:module';
+import { readFileSync } from 'node:fs';
+module.enableCompileCache(${JSON.stringify(path.join(dir, 'cache'))});
+const { leanStart } = await import(${JSON.stringify(leanStart)});
+await leanStart('serve', async () => { await import(${JSON.stringify(someSource)}); });
+process.stdout.write(JSON.stringify({
+  pid: process.pid,
+  stripped: process.moduleLoadList.some((entry) => entry.includes('internal/deps/amaro')),
+  execArgv: process.execArgv,
+  env: { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX, STRATA_LEAN_RESTARTED: process.env.STRATA_LEAN_RESTARTED, STRATA_LEAN_ARENAS: process.env.STRATA_LEAN_ARENAS },
+  initialEnviron: readFileSync('/proc/self/environ', 'utf8').split('\\0').filter((line) => /^(MALLOC_ARENA_MAX|STRATA_LEAN)/.test(line)),
+}) + '\\n');
+`);
+  return file;
+}
+
+function run(file: string, args: string[], env: Record<string, string> = {}): Report[] {
+  const output = execFileSync(process.execPath, [file, ...args], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '', ...env } });
+  return output.trim().split('\n').map((line) => JSON.parse(line) as Report);
+}
+
+describe('lean start', () => {
+  it('replaces a process that stripped types with one that loads from the compile cache, small semi-spaces and two arenas', async (t) => {
+    const dir = await tempDir(t, 'strata-lean-');
+    const file = script(dir);
+    const reports = run(file, ['serve']);
+    assert.equal(reports.length, 1, 'only the replacement gets to print');
+    const [report] = reports as [Report];
+    assert.equal(report.stripped, false, 'the replacement loaded every module from the compile cache');
+    assert.ok(report.execArgv.includes('--max-semi-space-size=1'), `execArgv ${report.execArgv.join(' ')}`);
+    assert.deepEqual(report.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=1']);
+    assert.deepEqual(report.env, {}, 'children inherit none of it');
+  });
+
+  it('keeps an arena limit the operator set, and leaves other commands alone', async (t) => {
+    const dir = await tempDir(t, 'strata-lean-');
+    const file = script(dir);
+    const [other] = run(file, ['something-else']) as [Report];
+    assert.equal(other.stripped, true, 'a short-lived command does not restart, even with a cold cache');
+    assert.deepEqual(other.execArgv, []);
+    assert.deepEqual(other.initialEnviron, []);
+    const [kept] = run(file, ['serve'], { MALLOC_ARENA_MAX: '4' }) as [Report];
+    assert.equal(kept.env.MALLOC_ARENA_MAX, '4');
+    assert.ok(kept.execArgv.includes('--max-semi-space-size=1'));
+  });
+});
