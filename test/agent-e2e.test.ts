@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
+import { STORE_BACKENDS, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
 import { writeZip } from './helpers/zip-writer.ts';
 
@@ -43,10 +43,11 @@ function agent(options: Parameters<typeof startAgent>[0]): TestAgent {
   return started;
 }
 
-describe('agents against a real server', () => {
+// Every case runs once per store backend: the embedded SQLite store and NATS JetStream.
+for (const backend of STORE_BACKENDS) describe(`agents against a real server (${backend} store)`, () => {
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-e2e-'));
-    server = await startServer(path.join(root, 'data'));
+    server = await startServer(path.join(root, 'data'), [], { store: backend });
     token = await joinToken(server);
     // The hook records its environment and fails when the release asks it to.
     const hook = path.join(root, 'hook.sh');
@@ -120,7 +121,8 @@ describe('agents against a real server', () => {
     assert.match(failed.error?.message ?? '', /status 3/);
     assert.match(failed.hookOutput ?? '', /failing on purpose/);
     assert.equal(await read(path.join(current, 'index.html')), 'v1', 'the old release stays current');
-    assert.match(await ok(['status', '--name', 'site']), /failing on purpose|HOOK_FAILED|status 3/);
+    // The agent retries the failing hook with backoff; between attempts, status shows the failure.
+    await waitFor('status to show the failure', async () => /failing on purpose|HOOK_FAILED|status 3/.test(await ok(['status', '--name', 'site'])));
 
     await push('code', 'v4', { 'index.html': 'v4' });
     await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v4']);
@@ -186,8 +188,8 @@ describe('agents against a real server', () => {
 
   it('reconnects after a server restart and converges to changes made while it was away', async () => {
     const dir = path.join(root, 'agent-a');
-    await server.stop();
-    server = await startServer(server.dataDir, [], { listen: new URL(server.url).host });
+    await server.stop('SIGTERM', { keepStore: true });
+    server = await startServer(server.dataDir, [], { listen: new URL(server.url).host, store: backend });
     await push('code', 'v5', { 'index.html': 'v5' });
     await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v5']);
     await waitFor('v5 after the restart', async () => (await read(path.join(dir, 'site', 'current', 'index.html'))) === 'v5', 30_000);

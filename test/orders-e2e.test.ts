@@ -14,7 +14,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFil
 import os from 'node:os';
 import path from 'node:path';
 import { STRATA_VERSION } from '../src/lib/version.ts';
-import { CLI, runStrata, startServer, type CliResult, type TestServer } from './helpers/strata-server.ts';
+import { CLI, STORE_BACKENDS, runStrata, startServer, type CliResult, type TestServer } from './helpers/strata-server.ts';
 import { joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
 import { processesMentioning } from './helpers/processes.ts';
 
@@ -118,7 +118,8 @@ function agentConfig(host: string): string {
   return entries.join('\n');
 }
 
-describe('fleet orders end to end: real server, real agents, real CLI', () => {
+// Every case runs once per store backend: the embedded SQLite store and NATS JetStream.
+for (const backend of STORE_BACKENDS) describe(`fleet orders end to end: real server, real agents, real CLI (${backend} store)`, () => {
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'strata-orders-e2e-'));
     // The whitelisted script: prints to stdout and stderr apart, appends to the host's marker file.
@@ -156,7 +157,7 @@ describe('fleet orders end to end: real server, real agents, real CLI', () => {
     await utimes(path.join(site, 'same.txt'), mtime, mtime);
     await utimes(path.join(srv, 'www', 'same.txt'), mtime, mtime);
 
-    server = await startServer(path.join(root, 'data'));
+    server = await startServer(path.join(root, 'data'), [], { store: backend });
     const token = await joinToken(server);
     const hosts = [['web-1', 'role=web,region=eu'], ['web-2', 'role=web,region=us'], ['db-1', 'role=db,region=eu'], ['gone', 'role=cache,region=eu']] as const;
     for (const [host, labels] of hosts) {

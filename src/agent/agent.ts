@@ -19,7 +19,7 @@ import { isClientError } from '../lib/http-client.ts';
 import type { ConfigStatus, DesiredState } from '../protocol/agent.ts';
 import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
 import { lockDirectory } from './lock.ts';
-import { ServerApi } from './server-api.ts';
+import { ServerApi, serverList } from './server-api.ts';
 import { BlobCache } from './fetch/blob-cache.ts';
 import { ConfigWorker, type WorkerSettings } from './config-worker.ts';
 import { runChannel, type ChannelTiming } from './channel.ts';
@@ -121,8 +121,9 @@ export class Agent {
         throw new StrataError('BAD_REQUEST', `${this.options.dir} has no identity yet: the first start needs --server, --join-token and --name`);
       }
       this.transition('enrolling');
+      // Enrollment goes to the first replica; every replica accepts the identity afterwards.
       identity = await this.withRetry('enroll', async () => enroll(this.options.dir, {
-        server: this.options.server!, joinToken: this.options.joinToken!, name: this.options.name!,
+        server: serverList(this.options.server!)[0]!, joinToken: this.options.joinToken!, name: this.options.name!,
         labels: this.options.labels, tracks: this.options.tracks, inventory: await collectInventory(),
       }));
       this.log.info({ name: identity.name }, 'enrolled');
@@ -256,6 +257,7 @@ export class Agent {
   /** Re-reads the full desired state every poll interval (±10 % jitter) as ground truth. */
   private async pollLoop(api: ServerApi, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      const tried = api.server;
       try {
         this.applyDesired(await api.desired(), true);
       } catch (error) {
@@ -265,6 +267,7 @@ export class Agent {
         }
         // An unreachable server is expected weather, not a bug: one line, no stack.
         this.log.warn(isClientError(error) ? { reason: (error as Error).message } : { err: error }, 'could not read the desired state; retrying at the next poll');
+        if (isClientError(error, 'UNREACHABLE') || isClientError(error, 'TIMEOUT')) api.failover(tried);
       }
       const jitter = this.options.pollMs * 0.1;
       await sleep(this.options.pollMs - jitter + Math.random() * 2 * jitter, signal);

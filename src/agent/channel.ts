@@ -50,6 +50,7 @@ export async function runChannel(options: {
   const timing = options.timing ?? DEFAULT_CHANNEL_TIMING;
   let attempt = 0;
   while (!options.signal.aborted) {
+    const tried = options.api.server;
     const opened = await connectOnce(options, timing);
     if (options.signal.aborted) break;
     if (opened.refused) {
@@ -57,8 +58,10 @@ export async function runChannel(options: {
       return;
     }
     attempt = opened.wasOpen ? 0 : attempt + 1;
+    // A server that could not be reached: try the next replica, if there are several.
+    const server = opened.wasOpen ? options.api.server : options.api.failover(tried);
     const wait = fullJitter(attempt, timing.reconnectBaseMs, timing.reconnectCapMs);
-    options.log.info({ attempt, waitMs: wait, reason: opened.reason }, 'channel closed; reconnecting');
+    options.log.info({ attempt, waitMs: wait, reason: opened.reason, server }, 'channel closed; reconnecting');
     await sleep(wait, options.signal);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The agent's authenticated conversation with the server over HTTP: every request is signed
  * with the agent's Ed25519 key (see `src/protocol/agent.ts`), and the server's CA from the
- * identity is the only trust anchor.
+ * identity is the only trust anchor. With several server replicas (`--server` as a
+ * comma-separated list) it talks to one at a time and `failover` moves on to the next.
  */
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { createHttpClient, type HttpClient } from '../lib/http-client.ts';
@@ -18,18 +19,53 @@ export function agentAuthorization(name: string, key: KeyObject, method: string,
   return `StrataAgent ${name}.${now}.${signature}`;
 }
 
+/** Most server URLs one `--server` list may name. */
+const MAX_SERVERS = 32;
+
+/** Splits a comma-separated `--server` list into URLs (at least one). */
+export function serverList(text: string): string[] {
+  const servers = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (servers.length === 0) throw new StrataError('BAD_REQUEST', 'no server URL given');
+  if (servers.length > MAX_SERVERS) throw new StrataError('BAD_REQUEST', `at most ${MAX_SERVERS} server URLs may be given, got ${servers.length}`);
+  return servers;
+}
+
 /** Signed requests to the server on behalf of one agent. */
 export class ServerApi {
   readonly identity: Identity;
-  readonly server: string;
+  /** Every server replica the agent may use, in the order it tries them. */
+  readonly servers: string[];
   private readonly key: KeyObject;
-  private readonly client: HttpClient;
+  private index = 0;
+  private client: HttpClient;
 
   constructor(identity: Identity, server = identity.server) {
     this.identity = identity;
-    this.server = server;
+    this.servers = serverList(server);
     this.key = createPrivateKey(identity.privateKey);
-    this.client = createHttpClient({ baseUrl: server, caPem: identity.caPem, userAgent: `strata-agent/${STRATA_VERSION}` });
+    this.client = this.open(this.servers[0]!);
+  }
+
+  /** The server replica currently in use. */
+  get server(): string {
+    return this.servers[this.index]!;
+  }
+
+  /**
+   * Moves on from `failed` to the next server replica (when there are several and `failed` is
+   * still the one in use: the channel and the poll may both notice one outage); returns the one
+   * now in use.
+   */
+  failover(failed: string): string {
+    if (this.servers.length < 2 || failed !== this.server) return this.server;
+    this.client.close();
+    this.index = (this.index + 1) % this.servers.length;
+    this.client = this.open(this.server);
+    return this.server;
+  }
+
+  private open(server: string): HttpClient {
+    return createHttpClient({ baseUrl: server, caPem: this.identity.caPem, userAgent: `strata-agent/${STRATA_VERSION}` });
   }
 
   /** The signed Authorization header for a request. */
@@ -62,7 +98,9 @@ export class ServerApi {
 
   /** Where the blob cache downloads from: this server, each request signed. */
   blobSource(): BlobSource {
-    return createHttpBlobSource(this.client, (path) => ({ authorization: this.authorization('GET', path) }));
+    // Through the client in use at each request, so downloads follow a failover.
+    const current: HttpClient = { request: (options) => this.client.request(options), close: () => {} };
+    return createHttpBlobSource(current, (path) => ({ authorization: this.authorization('GET', path) }));
   }
 
   /** Closes kept-alive connections. */

@@ -101,4 +101,10 @@ export const AuditEntrySchema = z.object({
 export const WhoAmISchema = z.object({ tokenId: z.string(), name: z.string(), role: RoleSchema });
 
 /** GET /v1/health. */
-export const HealthSchema = z.object({ ok: z.boolean(), version: z.string(), store: z.string() });
+export const HealthSchema = z.object({
+  ok: z.boolean(), version: z.string(), store: z.string(),
+  /** This server process's random id (several replicas may share one store). */
+  replica: z.string().optional(),
+  /** The other live replicas this one hears through the cluster bus. */
+  peers: z.array(z.string()).optional(),
+});

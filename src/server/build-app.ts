@@ -17,6 +17,7 @@ import { installErrorHandlers } from './errors.ts';
 import { AuthThrottle, authorizeRequest, type Access, type Principal } from './auth.ts';
 import type { AgentPrincipal } from './agent-auth.ts';
 import { DEFAULT_CHANNEL_TIMING, FleetHub, type ChannelTiming } from './channel/hub.ts';
+import type { ClusterBus } from './cluster/bus.ts';
 import { registerMetaRoutes } from './routes/meta.ts';
 import { registerBlobRoutes } from './routes/blobs.ts';
 import { registerComponentRoutes } from './routes/components.ts';
@@ -71,6 +72,8 @@ export interface AppDeps {
   https?: { key: string; cert: string };
   /** Agent channel heartbeat timing; tests shorten it. */
   channel?: ChannelTiming;
+  /** The bus to the other server replicas; a single server (LocalBus) when absent. The hub closes it. */
+  cluster?: ClusterBus;
   /** Serve GET /metrics without a token (`--metrics-public`). */
   metricsPublic?: boolean;
 }
@@ -116,7 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     transform: jsonSchemaTransform,
   });
 
-  const hub = new FleetHub(deps.store, deps.logger.child({ component: 'channel' }), deps.channel ?? DEFAULT_CHANNEL_TIMING);
+  const hub = new FleetHub(deps.store, deps.logger.child({ component: 'channel' }), deps.channel ?? DEFAULT_CHANNEL_TIMING, deps.cluster);
   await hub.start();
   // Close agent channels (and stop the watch) first, so app.close() does not wait on open sockets.
   app.addHook('preClose', async () => hub.close());

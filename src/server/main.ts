@@ -2,7 +2,7 @@
  * `strata server`: reads the configuration, opens the store, sets up TLS, builds the app,
  * listens, keeps retention running, and shuts down cleanly on a signal.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
@@ -13,6 +13,7 @@ import { buildApp } from './build-app.ts';
 import { bootstrap, bootstrapFiles } from './bootstrap.ts';
 import type { ServerConfig } from './config.ts';
 import { STRATA_VERSION } from '../lib/version.ts';
+import { createClusterBus } from './cluster/create-bus.ts';
 import { Registry } from '../core/registry.ts';
 import { StrataError } from '../core/errors.ts';
 import { loadSshKeys, startSshFront, type SshFront } from '../ssh/server.ts';
@@ -48,6 +49,11 @@ export async function storeOptions(config: ServerConfig, dataDir: string): Promi
   };
 }
 
+/** True when the file exists. */
+async function fileExists(file: string): Promise<boolean> {
+  return access(file).then(() => true, () => false);
+}
+
 /** Starts the server; resolves once it listens. */
 export async function runServer(config: ServerConfig, io: { stdout: NodeJS.WritableStream; logger?: Logger }): Promise<RunningServer> {
   const logger = io.logger ?? createLogger({ level: config.logLevel, name: 'strata-server' });
@@ -57,13 +63,17 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   if (config.sshListen && (!config.sshOperatorKeys || !config.sshAgentKeys)) throw new StrataError('BAD_REQUEST', '--ssh-listen needs --ssh-operator-keys and --ssh-agent-keys');
   const sshKeys = config.sshListen ? await loadSshKeys({ operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys! }) : undefined;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const store = await createStore(await storeOptions(config, dataDir));
+  const options = await storeOptions(config, dataDir);
+  const store = await createStore(options);
   lifecycle.onShutdown(() => store.close());
 
-  const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'));
+  const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'), store);
+  // The bus uses the store's NATS servers and credentials; shut down after the app (its hub closes it).
+  const cluster = await createClusterBus(options.kind === 'nats' ? { nats: options } : {}, logger);
+  const replica = cluster.replica;
   const limits = { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } };
   const app = await buildApp({
-    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic, limits,
+    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic, limits, cluster,
     ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
   });
   lifecycle.onShutdown(() => app.close());
@@ -91,14 +101,19 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   retention.unref();
   lifecycle.onShutdown(async () => clearInterval(retention));
   lifecycle.transition('running');
-  logger.info({ url, store: store.kind, dataDir, caFingerprint: tls?.fingerprint }, 'server listening');
+  logger.info({ url, store: store.kind, dataDir, caFingerprint: tls?.fingerprint, replica, cluster: cluster.kind }, 'server listening');
 
   const files = bootstrapFiles(dataDir);
+  // A replica joining a store another replica bootstrapped has no first-start files of its own.
+  const joined = !firstStart && !(await fileExists(files.adminEnv));
   const lines = [
-    `Strata server listening on ${url} (store: ${store.kind}, data: ${dataDir})`,
+    `Strata server listening on ${url} (store: ${store.kind}, data: ${dataDir}, replica: ${replica})`,
     ...(tls ? [`CA fingerprint: ${tls.fingerprint}`] : ['WARNING: plain HTTP (--insecure-http): tokens cross the network in clear text']),
-    firstStart ? `First start: admin credentials written to ${files.adminEnv}` : `Admin credentials: ${files.adminEnv}`,
-    ...(tls ? [`Join token for agents: ${files.joinToken}`] : []),
+    ...(joined
+      ? ['This replica joined a store another replica set up: its admin.env and join-token are on that replica.',
+        'Create tokens against any replica: strata token create --role admin --name ops; strata join-token create']
+      : [firstStart ? `First start: admin credentials written to ${files.adminEnv}` : `Admin credentials: ${files.adminEnv}`,
+        ...(tls ? [`Join token for agents: ${files.joinToken}`] : [])]),
     ...(ssh ? [`SSH front (deploy-tools) listening on ${ssh.host.includes(':') ? `[${ssh.host}]` : ssh.host}:${ssh.port}`, `host key fingerprint: ${ssh.fingerprint}`] : []),
     '',
     'Next, in another terminal (from the Strata checkout):',

@@ -1,7 +1,13 @@
 /**
  * The server's own certificate authority. On first start the server creates a CA and a server
- * certificate under `<dataDir>/tls/`; clients pin the CA's fingerprint, so the CA is created once
- * and never replaced, while the server certificate is re-issued whenever it no longer fits.
+ * certificate; clients pin the CA's fingerprint, so the CA is created once and never replaced,
+ * while the server certificate is re-issued whenever it no longer fits.
+ *
+ * Given a store, the CA lives in the store's server state (`tls-ca`), shared by every replica:
+ * concurrent first starts agree on one CA through `putStateIfAbsent`, a CA already in
+ * `<dataDir>/tls/` is moved into an empty store on first start, and each replica issues its own
+ * server certificate from the shared CA into its `<dataDir>/tls/` — one chain, one fingerprint.
+ * Without a store (tests) the CA stays in `<dataDir>/tls/` only.
  */
 import { X509Certificate, createPrivateKey, randomBytes, type webcrypto } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
@@ -9,6 +15,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { certificateFingerprint } from '../lib/fingerprint.ts';
+import type { Store } from '../store/contract.ts';
 
 
 /** What the server needs to serve TLS and to tell clients what to pin. */
@@ -35,12 +42,18 @@ const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/;
 
-/** Loads the CA and server certificate from `<dataDir>/tls/`, creating what is missing; the server cert covers `hosts`. */
-export async function ensureServerTls(dataDir: string, hosts: string[]): Promise<ServerTls> {
+/** The server state key of the shared CA: JSON `{ cert, key }` (PEM). */
+export const CA_STATE_KEY = 'tls-ca';
+
+/**
+ * Loads the CA (from the store when given, else from `<dataDir>/tls/`) and the server certificate
+ * from `<dataDir>/tls/`, creating what is missing; the server cert covers `hosts`.
+ */
+export async function ensureServerTls(dataDir: string, hosts: string[], store?: Pick<Store, 'getState' | 'putStateIfAbsent'>): Promise<ServerTls> {
   const dir = join(dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const names = subjectAltNames(hosts);
-  const ca = (await loadCa(dir)) ?? (await createCa(dir));
+  const ca = store ? await sharedCa(store, dir) : ((await loadCa(dir)) ?? (await createCa(dir)));
   let server = await loadServer(dir, ca.cert, names);
   if (server === undefined) server = await issueServer(dir, ca, names);
   return {
@@ -94,20 +107,70 @@ async function loadCa(dir: string): Promise<LoadedCa | undefined> {
     throw new Error(`server CA is incomplete: ${present} exists but ${missing} does not; ${advice}`);
   }
   try {
-    const parsed = new X509Certificate(cert);
-    const keyObject = createPrivateKey(key);
-    if (!parsed.ca) throw new Error('the certificate is not a CA certificate');
-    if (!parsed.checkPrivateKey(keyObject)) throw new Error('the key does not match the certificate');
-    const der = keyObject.export({ type: 'pkcs8', format: 'der' });
-    const signingKey = await crypto.subtle.importKey('pkcs8', der, KEY_ALGORITHM, false, ['sign']);
-    return { cert: parsed.toString(), key: signingKey };
+    return await parseCa(cert, key);
   } catch (error) {
     throw new Error(`cannot load the server CA from ${dir}: ${(error as Error).message}; ${advice}`, { cause: error });
   }
 }
 
-/** Creates the CA: ECDSA P-256, ten years, allowed to sign certificates only. */
+/** Checks a CA certificate and its key and imports the key for signing. */
+async function parseCa(cert: string, key: string): Promise<LoadedCa> {
+  const parsed = new X509Certificate(cert);
+  const keyObject = createPrivateKey(key);
+  if (!parsed.ca) throw new Error('the certificate is not a CA certificate');
+  if (!parsed.checkPrivateKey(keyObject)) throw new Error('the key does not match the certificate');
+  const der = keyObject.export({ type: 'pkcs8', format: 'der' });
+  const signingKey = await crypto.subtle.importKey('pkcs8', der, KEY_ALGORITHM, false, ['sign']);
+  return { cert: parsed.toString(), key: signingKey };
+}
+
+/**
+ * The CA every replica shares, from the store. When the store has none yet, this replica offers
+ * the CA of its data directory (an existing single server moving to a shared store) or a new one;
+ * whichever offer the store keeps first wins. A data directory whose CA differs from the store's
+ * is refused: agents pinned to one of the two would be cut off without notice.
+ */
+async function sharedCa(store: Pick<Store, 'getState' | 'putStateIfAbsent'>, dir: string): Promise<LoadedCa> {
+  // A replica that already runs on the shared CA keeps only its certificate here.
+  const certOnly = (await readOptional(join(dir, 'ca.key'))) === undefined ? await readOptional(join(dir, 'ca.crt')) : undefined;
+  const local = certOnly !== undefined ? { cert: new X509Certificate(certOnly).toString() } : await loadCa(dir);
+  let stored = await store.getState(CA_STATE_KEY);
+  if (stored === undefined) {
+    const offer = local && certOnly === undefined ? { cert: local.cert, key: await readFile(join(dir, 'ca.key'), 'utf8') } : await generateCa();
+    stored = await store.putStateIfAbsent(CA_STATE_KEY, JSON.stringify(offer));
+  }
+  let ca: LoadedCa;
+  try {
+    const { cert, key } = JSON.parse(stored) as { cert?: unknown; key?: unknown };
+    if (typeof cert !== 'string' || typeof key !== 'string') throw new Error('expected { cert, key }');
+    ca = await parseCa(cert, key);
+  } catch (error) {
+    throw new Error(`the CA kept in the store (server state "${CA_STATE_KEY}") is unreadable: ${(error as Error).message}; restore the store from a backup`, { cause: error });
+  }
+  if (local && local.cert !== ca.cert) {
+    throw new Error(
+      `the CA in ${dir} is not the one the store holds (fingerprint ${certificateFingerprint(local.cert)} here, ` +
+      `${certificateFingerprint(ca.cert)} in the store); start this replica with an empty --data, or remove ${join(dir, 'ca.crt')} ` +
+      `and ${join(dir, 'ca.key')} after making sure no agent pins the old fingerprint`,
+    );
+  }
+  // The certificate alone, for operators and clients that trust a CA file; the key stays in the store.
+  if (!local) await writeFileAtomic(join(dir, 'ca.crt'), ca.cert, 0o644);
+  return ca;
+}
+
+/** Creates the CA in `dir`. */
 async function createCa(dir: string): Promise<LoadedCa> {
+  const { cert, key } = await generateCa();
+  // Key first: a certificate without its key could never be used, a key without a certificate is
+  // reported by loadCa rather than silently replaced.
+  await writeFileAtomic(join(dir, 'ca.key'), key, 0o600);
+  await writeFileAtomic(join(dir, 'ca.crt'), cert, 0o644);
+  return parseCa(cert, key);
+}
+
+/** Generates a CA: ECDSA P-256, ten years, allowed to sign certificates only; PEM certificate and key. */
+async function generateCa(): Promise<{ cert: string; key: string }> {
   const x509 = await loadX509();
   const keys = await crypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']);
   const now = Date.now();
@@ -125,12 +188,7 @@ async function createCa(dir: string): Promise<LoadedCa> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const pem = cert.toString('pem') + '\n';
-  // Key first: a certificate without its key could never be used, a key without a certificate is
-  // reported by loadCa rather than silently replaced.
-  await writeFileAtomic(join(dir, 'ca.key'), await privateKeyPem(keys.privateKey), 0o600);
-  await writeFileAtomic(join(dir, 'ca.crt'), pem, 0o644);
-  return { cert: new X509Certificate(pem).toString(), key: keys.privateKey };
+  return { cert: new X509Certificate(cert.toString('pem') + '\n').toString(), key: await privateKeyPem(keys.privateKey) };
 }
 
 interface LoadedServer {

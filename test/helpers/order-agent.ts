@@ -18,6 +18,8 @@ export interface OrderAgent {
   received: ChannelMessage[];
   /** Waits until a message of `type` has been received (resolves with the first one). */
   waitFor(type: ChannelMessage['type'], timeoutMs?: number): Promise<ChannelMessage>;
+  /** The close code once the channel closed (by either side). */
+  closeCode(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -45,9 +47,12 @@ export async function orderAgent(base: string, agent: FakeAgent, behaviour: Beha
       if (result) send({ type: 'order-result', orderId: order.id, result });
     });
   });
+  let closeCode: number | undefined;
+  socket.on('close', (code) => (closeCode = code));
   await once(socket, 'open');
   return {
     name: agent.name, received,
+    closeCode: () => closeCode,
     async waitFor(type, timeoutMs = 3000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

@@ -64,7 +64,7 @@ export function registerAgent(program: Command, context: CliContext): void {
   const command = program.command('agent')
     .description('run the agent: enroll once, then keep the tracked configurations deployed in --dir and report back')
     .option('--dir <dir>', 'the agent directory (identity, cache, releases)', context.env['STRATA_AGENT_DIR'] ?? '/var/lib/strata-agent')
-    .option('--server <url>', 'server URL (first start; later starts remember it)', context.env['STRATA_SERVER'])
+    .option('--server <url>', 'server URL, or several replicas comma-separated, tried in turn (first start; later starts remember the first)', context.env['STRATA_SERVER'])
     .option('--join-token <token>', 'join token for the first start (env STRATA_JOIN_TOKEN)', context.env['STRATA_JOIN_TOKEN'])
     .option('--join-token-file <file>', 'read the join token from a file')
     .option('--name <node>', 'this agent\'s name (first start)')

@@ -41,6 +41,7 @@ export function registerAgents(program: Command, context: CliContext): void {
         const inventory = agent.inventory ?? {};
         const facts: [string, string][] = [
           ['name', agent.name], ['labels', labelsText(agent.labels)], ['online', onlineText(agent)],
+          ...(agent.replica ? [['replica', agent.replica] as [string, string]] : []),
           ['last seen', when(agent.lastSeen)], ['enrolled', when(agent.enrolledAt)],
           ['tracks', agent.tracks.join(', ') || '-'], ['assigned', agent.assigned.join(', ') || '-'],
           ...(['hostname', 'os', 'kernel', 'arch', 'agentVersion'] as const).filter((k) => inventory[k] !== undefined).map((k): [string, string] => [k, String(inventory[k])]),

@@ -22,6 +22,8 @@ export interface AgentView {
   lastSeen: string | null;
   enrolledAt: string;
   revokedAt?: string;
+  /** The server replica holding its channel, while online. */
+  replica?: string;
   configurations: AgentConfigView[];
 }
 

@@ -59,5 +59,6 @@ export function registerServer(program: Command, context: CliContext): void {
     'strata server --ssh-listen 0.0.0.0:2022 --ssh-operator-keys operator.keys --ssh-agent-keys service.keys',
     'strata server --store nats --nats nats://127.0.0.1:4222',
     'strata server --store nats --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --nats-replicas 3 --nats-creds /etc/strata/nats.creds',
+    'strata server --ssh-listen 0.0.0.0:2022 --ssh-operator-keys operator.keys --ssh-agent-keys service.keys',
   ]);
 }

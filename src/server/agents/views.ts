@@ -40,6 +40,8 @@ export const AgentSummarySchema = z.object({
   lastSeen: z.string().nullable(),
   enrolledAt: z.string(),
   revokedAt: z.string().optional(),
+  /** The server replica holding the agent's channel, while online. */
+  replica: z.string().optional(),
   configurations: z.array(AgentConfigViewSchema),
 });
 
@@ -96,6 +98,7 @@ export function agentSummary(record: AgentRecord, tracked: readonly string[], co
   return {
     name: record.name, labels: record.labels, online, lastSeen: seen, enrolledAt: record.enrolledAt,
     ...(record.revokedAt ? { revokedAt: record.revokedAt } : {}),
+    ...(online && presence.replica ? { replica: presence.replica } : {}),
     configurations: tracked.map((name) => configView(name, configurations.get(name), statuses.get(name))),
   };
 }

@@ -2,7 +2,9 @@
  * The fleet hub: every agent channel connected to this server process, one configuration watch
  * fanned out to them, and the heartbeat timer. It keeps the current revision of every
  * configuration and the assignments in memory, so a change reaches thousands of agents without
- * a store read per agent.
+ * a store read per agent. Through the cluster bus (`../cluster/bus.ts`) it announces the agents
+ * it holds, routes orders to agents other replicas hold, and passes on the changes (assignments,
+ * an agent's labels, a revocation) that the replica holding an agent must act on.
  */
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../lib/logger.ts';
@@ -12,6 +14,9 @@ import { buildDesired, parseAssignments, trackedConfigurations, type ParsedAssig
 import { Presence } from '../agents/presence.ts';
 import { recordStatus, touchAgent } from '../agents/status.ts';
 import { AgentSession, CLOSE, type OrderReply } from './session.ts';
+import { LocalBus, type BusHandlers, type ClusterBus, type ClusterEvent } from '../cluster/bus.ts';
+import { OrderRouter } from '../orders/order-router.ts';
+import type { OrderChannels } from '../orders/dispatch.ts';
 import { MetricsHistory } from '../metrics/history.ts';
 
 /** Receives the replies to one order, and hears when an agent's channel closes. */
@@ -32,27 +37,37 @@ export interface ChannelTiming {
 export const DEFAULT_CHANNEL_TIMING: ChannelTiming = { pingIntervalMs: 15_000, silenceTimeoutMs: 45_000 };
 
 /** Connected agent sessions of this process and what they are sent. */
-export class FleetHub {
-  readonly presence = new Presence();
+export class FleetHub implements OrderChannels {
+  readonly presence: Presence;
   /** Recent metrics summaries of the agents connected to this process (in memory, per replica). */
   readonly metrics = new MetricsHistory();
+  /** The bus to the other replicas (a LocalBus in a single server). */
+  readonly bus: ClusterBus;
   /** Highest store sequence this hub has seen. */
   lastSeq = 0;
   private readonly store: Store;
   private readonly log: Logger;
   private readonly timing: ChannelTiming;
   private readonly sessions = new Map<string, AgentSession>();
-  private readonly orders = new Map<string, OrderListener>();
+  private readonly router: OrderRouter;
   private readonly configurations = new Map<string, Configuration>();
   private assignments: ParsedAssignment[] = [];
   private readonly stop = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private watching: Promise<void> | undefined;
 
-  constructor(store: Store, log: Logger, timing: ChannelTiming = DEFAULT_CHANNEL_TIMING) {
+  constructor(store: Store, log: Logger, timing: ChannelTiming = DEFAULT_CHANNEL_TIMING, bus: ClusterBus = new LocalBus()) {
     this.store = store;
-    this.log = log;
+    this.log = log.child({ replica: bus.replica });
     this.timing = timing;
+    this.bus = bus;
+    this.presence = new Presence((name) => bus.holder(name), bus.replica);
+    this.router = new OrderRouter({ local: (name) => this.localSession(name), bus, log: this.log });
+  }
+
+  /** This replica's id. */
+  get replica(): string {
+    return this.bus.replica;
   }
 
   /** Loads configurations and assignments, then follows changes until `close`. */
@@ -62,6 +77,7 @@ export class FleetHub {
       this.lastSeq = Math.max(this.lastSeq, configuration.seq);
     }
     this.assignments = parseAssignments(await this.store.listAssignments());
+    await this.bus.start(this.busHandlers());
     // Watching from the highest seq listed replays whatever committed in between, so nothing is missed.
     this.watching = this.follow();
     this.timer = setInterval(() => this.heartbeat(), this.timing.pingIntervalMs);
@@ -107,7 +123,7 @@ export class FleetHub {
   attach(socket: WebSocket, record: AgentRecord): AgentSession {
     const session = new AgentSession(socket, { name: record.name, labels: record.labels, tracks: record.tracks }, {
       onStatus: (s, report) => this.status(s, report),
-      onOrderReply: (s, reply) => this.orders.get(reply.orderId)?.reply(s.agent, reply),
+      onOrderReply: (s, reply) => this.router.fromAgent(s.agent, reply),
       onHeard: (s) => this.presence.heartbeat(s.agent, s.id),
       onMetrics: (s, summary) => this.metrics.record(s.agent, summary),
       onClose: (s) => this.detach(s),
@@ -115,6 +131,7 @@ export class FleetHub {
     const older = this.sessions.get(record.name);
     this.sessions.set(record.name, session);
     this.presence.connect(record.name, session.id);
+    this.bus.claim(record.name, session.id, Date.now());
     older?.close(CLOSE.replaced, 'replaced by a newer connection');
     this.push(session);
     void touchAgent(this.store, record.name);
@@ -127,7 +144,8 @@ export class FleetHub {
     this.presence.disconnect(session.agent, session.id);
     if (this.sessions.get(session.agent) !== session) return;
     this.sessions.delete(session.agent);
-    for (const listener of this.orders.values()) listener.closed(session.agent);
+    this.bus.release(session.agent, session.id);
+    this.router.agentClosed(session.agent);
     if (!this.stop.signal.aborted) void touchAgent(this.store, session.agent);
     this.log.info({ agent: session.agent, session: session.id }, 'agent channel closed');
   }
@@ -138,8 +156,17 @@ export class FleetHub {
     if (selectionChanged) this.agentChanged(record);
   }
 
-  /** An agent's labels or tracks changed (status report, re-enrollment): re-send its desired state if it differs. */
+  /**
+   * An agent's labels or tracks changed (status report, re-enrollment): re-send its desired state
+   * if it differs, or tell the replica holding it.
+   */
   agentChanged(record: AgentRecord): void {
+    if (this.sessions.has(record.name)) this.applyAgentChange(record);
+    else if (this.bus.holder(record.name)) this.bus.broadcast({ type: 'agent', name: record.name, labels: record.labels, tracks: record.tracks });
+  }
+
+  /** Re-sends a local agent's desired state if its new labels or tracks change what it tracks. */
+  private applyAgentChange(record: Pick<AgentRecord, 'name' | 'labels' | 'tracks'>): void {
     const session = this.sessions.get(record.name);
     if (!session) return;
     session.labels = record.labels;
@@ -148,8 +175,14 @@ export class FleetHub {
     if (tracked.join('\n') !== session.tracked.join('\n')) this.push(session);
   }
 
-  /** Assignments changed: reload them and re-send desired states whose set of configurations changed. */
+  /** Assignments changed here: reload them, and tell the other replicas to do the same. */
   async assignmentsChanged(): Promise<void> {
+    this.bus.broadcast({ type: 'assignments' });
+    await this.reloadAssignments();
+  }
+
+  /** Reloads the assignments and re-sends desired states whose set of configurations changed. */
+  private async reloadAssignments(): Promise<void> {
     this.assignments = parseAssignments(await this.store.listAssignments());
     for (const session of this.sessions.values()) {
       const tracked = trackedConfigurations(session, this.assignments);
@@ -158,29 +191,58 @@ export class FleetHub {
   }
 
   /** The open channel of an agent, if it has one on this process. */
-  session(name: string): AgentSession | undefined {
+  localSession(name: string): AgentSession | undefined {
     const session = this.sessions.get(name);
     return session?.open ? session : undefined;
   }
 
-  /** Routes replies to order `id` to `listener` until the returned function is called. */
-  listenOrder(id: string, listener: OrderListener): () => void {
-    this.orders.set(id, listener);
-    return () => {
-      if (this.orders.get(id) === listener) this.orders.delete(id);
-    };
+  /** Where to send an order for an agent: its channel here, a proxy to the replica holding it, or none. */
+  session(name: string): Pick<AgentSession, 'send'> | undefined {
+    return this.router.session(name);
   }
 
-  /** Closes an agent's channel at once (it was revoked). */
+  /** Routes replies to order `id` to `listener` until the returned function is called. */
+  listenOrder(id: string, listener: OrderListener): () => void {
+    return this.router.listenOrder(id, listener);
+  }
+
+  /** Closes an agent's channel at once (it was revoked), on whichever replica holds it. */
   revoke(name: string): void {
+    this.bus.broadcast({ type: 'revoke', name });
+    this.closeRevoked(name);
+  }
+
+  private closeRevoked(name: string): void {
     this.sessions.get(name)?.close(CLOSE.revoked, 'agent revoked', 200);
     this.presence.forget(name);
     this.metrics.forget(name);
   }
 
+  /** What the bus calls: commands and replies for orders, and the other replicas' changes. */
+  private busHandlers(): BusHandlers {
+    return {
+      deliver: (agent, command, origin) => this.router.deliver(agent, command, origin),
+      reply: (agent, reply) => this.router.remoteReply(agent, reply),
+      moved: (agent, replica) => this.router.moved(agent, replica),
+      superseded: (agent, session) => {
+        const current = this.sessions.get(agent);
+        if (current?.id === session) current.close(CLOSE.replaced, 'replaced by a newer connection to another server');
+      },
+      event: (event) => this.clusterEvent(event),
+    };
+  }
+
+  /** Applies a change another replica made to the agents held here. */
+  private clusterEvent(event: ClusterEvent): void {
+    if (event.type === 'revoke') return this.closeRevoked(event.name);
+    if (event.type === 'agent') return this.applyAgentChange(event);
+    this.reloadAssignments().catch((error: unknown) => this.log.error({ err: error }, 'reloading assignments after another replica changed them failed'));
+  }
+
   /** Pings every session and closes the ones silent for too long. */
   private heartbeat(): void {
     const now = Date.now();
+    this.router.sweep(now);
     for (const session of this.sessions.values()) {
       if (now - session.lastHeard > this.timing.silenceTimeoutMs) session.close(CLOSE.silent, 'no message for too long');
       else session.send({ type: 'ping', at: new Date(now).toISOString() });
@@ -198,5 +260,6 @@ export class FleetHub {
     clearInterval(this.timer);
     for (const session of this.sessions.values()) session.close(CLOSE.goingAway, 'server shutting down', 1000);
     await this.watching;
+    await this.bus.close();
   }
 }

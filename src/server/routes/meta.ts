@@ -7,7 +7,7 @@ export function registerMetaRoutes(app: App, context: RouteContext): void {
   app.get('/v1/health', {
     config: { access: 'public' },
     schema: { summary: 'Liveness and version', security: [], response: { 200: HealthSchema } },
-  }, async () => ({ ok: true, version: context.version, store: context.store.kind }));
+  }, async () => ({ ok: true, version: context.version, store: context.store.kind, replica: context.hub.replica, peers: context.hub.bus.peers() }));
 
   app.get('/v1/openapi.json', {
     config: { access: 'public' },
