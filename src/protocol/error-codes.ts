@@ -39,6 +39,7 @@ export const ERROR_CATALOG = {
   IMAGE_TOO_LARGE: { status: 413, message: 'An image import went over a limit: archive bytes, layers, entries or manifest size.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body has the wrong content type.' },
   INSUFFICIENT_STORAGE: { status: 507, message: 'The server ran out of disk space; nothing was stored.' },
+  STORE_UNAVAILABLE: { status: 503, message: 'The store did not answer (NATS is electing a leader or reconnecting); a write may or may not have happened: read back, then retry.' },
   BLOB_CORRUPT: { status: 500, message: 'A stored blob no longer matches its sha256; it was not served.' },
   INTERNAL: { status: 500, message: 'An internal error occurred; the server log has details.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -86,7 +86,22 @@ export function storageError(error: unknown): unknown {
   if (code === 10054 || /max(imum)?[ _]payload|message size exceeds maximum/i.test(message)) {
     return new StrataError('PAYLOAD_TOO_LARGE', `the record is larger than the NATS server's max_payload (${message})`, { cause: error });
   }
+  if (isTransient(error, code, message)) {
+    return new StrataError('STORE_UNAVAILABLE', `the NATS store is briefly unreachable: ${message}`, { cause: error });
+  }
   return error;
+}
+
+/**
+ * What a leader election, a lost node or a reconnect looks like from the client: nobody answered
+ * the request (no responders), no answer in time, the connection closed or draining, or
+ * JetStream saying it is temporarily unavailable (10008). The caller's write did not happen.
+ */
+function isTransient(error: unknown, code: number | undefined, message: string): boolean {
+  const name = error instanceof Error ? error.name : '';
+  if (code === 10008 || code === 503) return true;
+  if (/^(NoRespondersError|TimeoutError|ClosedConnectionError|DrainingConnectionError|RequestError)$/.test(name)) return true;
+  return /no responders|timeout|timed out|connection (closed|draining)|jetstream (system )?(is )?(temporarily )?(not )?(un)?available/i.test(message);
 }
 
 /** The ISO 8601 UTC time with milliseconds that the contract uses for every timestamp. */
