@@ -380,6 +380,8 @@ export class ProcessSupervisor {
     // An adopted pid is signalled only while it is provably the same process.
     if (!(await gone())) {
       signalGroup(pid, signal);
+      // As systemd does: a stopped (SIGSTOP) process only acts on the stop signal once continued.
+      signalGroup(pid, 'SIGCONT');
       if (!(await waitGone(gone, graceMs))) {
         this.options.log.warn({ configuration: this.configuration, pid, graceMs }, `service ${this.configuration} ignored ${signal} for the grace period; killing it`);
         signalGroup(pid, 'SIGKILL');
