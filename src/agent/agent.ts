@@ -16,7 +16,7 @@ import type { Logger } from '../lib/logger.ts';
 import { fullJitter, sleep } from '../lib/backoff.ts';
 import { StrataError, isStrataError } from '../core/errors.ts';
 import { isClientError } from '../lib/http-client.ts';
-import type { ConfigStatus, DesiredState } from '../protocol/agent.ts';
+import type { ConfigStatus, DesiredState, ServiceStatus } from '../protocol/agent.ts';
 import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
 import { lockDirectory } from './lock.ts';
 import { ServerApi } from './server-api.ts';
@@ -58,6 +58,8 @@ export interface AgentOptions {
   channelTiming?: ChannelTiming;
   /** What orders may do here (`--config`); without it, only ping and logs work. */
   agentConfig?: AgentConfig;
+  /** Service supervisor timings (tests shorten them). */
+  serviceTiming?: { pollMs?: number; stableMs?: number; settleMs?: number };
 }
 
 /** A running (or once-running) agent. */
@@ -144,6 +146,7 @@ export class Agent {
       hookTimeoutMs: this.options.hookTimeoutMs, agentEnv: this.options.agentEnv, log: this.log,
       ...(this.options.hook ? { hook: this.options.hook } : {}),
       retryBaseMs: this.options.retryBaseMs ?? 5_000, retryCapMs: this.options.retryCapMs ?? 300_000,
+      ...(this.options.serviceTiming ? { serviceTiming: this.options.serviceTiming } : {}),
       onStatus: () => this.scheduleReport(),
     };
   }
@@ -201,6 +204,7 @@ export class Agent {
     this.orders = new OrderDispatcher({
       dir: this.options.dir, name: api.identity.name, config: this.options.agentConfig ?? emptyAgentConfig(),
       agentEnv: this.options.agentEnv, log: this.log, syncs: new SyncRegistry(),
+      restartService: (configuration) => this.restartService(configuration),
     });
     this.background.push(runChannel({
       api, log: this.log, signal, orders: this.orders,
@@ -242,6 +246,27 @@ export class Agent {
     const statuses = [...this.workers.values()].map((w) => w.current);
     for (const status of statuses) this.log.info({ configuration: status.configuration, phase: status.phase, error: status.error }, 'converged once');
     return statuses.length > 0 && statuses.every((s) => s.phase === 'deployed');
+  }
+
+  /** Restarts a tracked configuration's service (the `restart` order). */
+  async restartService(configuration: string): Promise<ServiceStatus> {
+    const worker = this.workers.get(configuration);
+    if (!worker) throw new StrataError('CONFIGURATION_NOT_FOUND', `configuration "${configuration}" is not tracked by this agent`);
+    return worker.restartService();
+  }
+
+  /** Each tracked configuration's service, for metrics (pids to sample, restart counts). */
+  services(): Array<{ configuration: string; pid?: number; state: ServiceStatus['state']; restarts: number; startedAt?: string }> {
+    const list: Array<{ configuration: string; pid?: number; state: ServiceStatus['state']; restarts: number; startedAt?: string }> = [];
+    for (const worker of this.workers.values()) {
+      const service = worker.service.status();
+      if (!service) continue;
+      list.push({
+        configuration: worker.name, state: service.state, restarts: service.restarts,
+        ...(service.pid !== undefined ? { pid: service.pid } : {}), ...(service.startedAt ? { startedAt: service.startedAt } : {}),
+      });
+    }
+    return list;
   }
 
   /** The statuses of all tracked configurations. */

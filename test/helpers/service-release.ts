@@ -25,12 +25,13 @@ function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-/** A node program answering HTTP on `port` (from argv) with status `status` (default 200). */
-export function httpServerScript(): string {
+/** A node program answering HTTP on the port in its first argument with `status` (else its second argument, else 200) and `body` (else STRATA_REVISION). */
+export function httpServerScript(options: { status?: number; body?: string } = {}): string {
   return nodeScript(`
     const port = Number(process.argv[1]);
-    const status = Number(process.argv[2] ?? 200);
-    require('node:http').createServer((req, res) => { res.statusCode = status; res.end(process.env.STRATA_REVISION ?? 'x'); }).listen(port, '127.0.0.1');
+    const status = ${options.status ?? 'Number(process.argv[2] ?? 200)'};
+    const body = ${options.body === undefined ? 'process.env.STRATA_REVISION' : JSON.stringify(options.body)};
+    require('node:http').createServer((req, res) => { res.statusCode = status; res.end(body); }).listen(port, '127.0.0.1');
     process.on('SIGTERM', () => process.exit(0));
   `);
 }

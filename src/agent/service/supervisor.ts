@@ -22,6 +22,7 @@ import { readServiceRecord, writeServiceRecord, type ServiceRecord } from './rec
 import type { ResolvedService } from './resolve.ts';
 import { DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES, openServiceLog, rotateServiceLog } from './service-log.ts';
 import type { ServiceSpec } from '../../protocol/service.ts';
+import { parseDuration } from '../../protocol/duration.ts';
 
 /** A service's states (see the diagram above). */
 export type ServiceState = 'starting' | 'running' | 'restarting' | 'unhealthy' | 'stopped' | 'failed';
@@ -374,8 +375,10 @@ export class ProcessSupervisor {
     this.clearTimers();
     if (pid === undefined) return;
     const service = this.service;
-    const signal = service?.stop.signal ?? 'SIGTERM';
-    const graceMs = service?.stop.graceMs ?? 30_000;
+    // An adopted service whose release cannot be resolved any more still stops the way its spec says.
+    const recorded = this.origin?.spec.stop;
+    const signal = service?.stop.signal ?? recorded?.signal ?? 'SIGTERM';
+    const graceMs = service?.stop.graceMs ?? (recorded ? parseDuration(recorded.grace) : 30_000);
     const gone = (): Promise<boolean> => child ? Promise.resolve(child.exitCode !== null || child.signalCode !== null) : startTime === undefined ? Promise.resolve(true) : isSameProcess(pid, startTime).then((same) => !same);
     // An adopted pid is signalled only while it is provably the same process.
     if (!(await gone())) {
