@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
@@ -99,6 +99,8 @@ describe('services deployed by a real agent', () => {
     });
     assert.equal(typeof view.service?.pid, 'number');
     assert.equal(view.service?.restarts, 0);
+    const shown = await ok(['agents', 'show', 'web-1']);
+    assert.match(shown, new RegExp(`^CONFIG +REVISION +CURRENT +PHASE +SERVICE +ERROR\nsite +1 +1 +deployed +running pid ${view.service?.pid}, 0 restarts$`, 'm'));
   });
 
   it('restarts the service as an order, bumping its restart count', async () => {
@@ -150,5 +152,17 @@ describe('services deployed by a real agent', () => {
     }, 40_000);
     assert.equal(view.currentRevision, 3);
     assert.equal(await waitFor('the new release answers', async () => ((await answer()) === '500 v2' ? '500 v2' : undefined)), '500 v2');
+  });
+
+  it('stops the service when the configuration drops its service section', async () => {
+    const pid = (await siteView())!.service!.pid!;
+    await ok(['changeconf', '--name', 'site', '--no-service']);
+    await waitFor('deployed without a service', async () => {
+      const site = await siteView();
+      return site?.phase === 'deployed' && site.currentRevision === 4 && site.service === undefined;
+    }, 30_000);
+    assert.equal(await answer(), undefined);
+    assert.throws(() => process.kill(pid, 0), /ESRCH/);
+    await assert.rejects(access(path.join(dir(), 'site', 'service.json')));
   });
 });
