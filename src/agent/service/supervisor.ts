@@ -104,6 +104,7 @@ export class ProcessSupervisor {
   private timers = new Set<NodeJS.Timeout>();
   private pollTimer: NodeJS.Timeout | undefined;
   private checking = false;
+  private polling = false;
   private waiters = new Set<() => void>();
   private stoppingNow = false;
   private detached = false;
@@ -282,11 +283,17 @@ export class ProcessSupervisor {
   }
 
   private async poll(generation: number): Promise<void> {
-    if (generation !== this.generation) return;
-    await rotateServiceLog(this.options.confDir, this.options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, this.options.logKeep ?? DEFAULT_LOG_KEEP).catch(() => false);
-    // Our own child reports its exit; an adopted process is only seen to be gone from here.
-    if (this.child || this.pid === undefined || this.startTime === undefined) return;
-    if (!(await isSameProcess(this.pid, this.startTime)) && generation === this.generation) this.onExit(generation, null, null);
+    // One poll at a time: two rotations interleaving would copy an already truncated log.
+    if (generation !== this.generation || this.polling) return;
+    this.polling = true;
+    try {
+      await rotateServiceLog(this.options.confDir, this.options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, this.options.logKeep ?? DEFAULT_LOG_KEEP).catch(() => false);
+      // Our own child reports its exit; an adopted process is only seen to be gone from here.
+      if (this.child || this.pid === undefined || this.startTime === undefined) return;
+      if (!(await isSameProcess(this.pid, this.startTime)) && generation === this.generation) this.onExit(generation, null, null);
+    } finally {
+      this.polling = false;
+    }
   }
 
   private async check(generation: number): Promise<void> {
