@@ -89,6 +89,9 @@ export class ServiceSlot {
     const spec = serviceSpecOf(configuration.settings);
     if (!spec) return undefined;
     this.known = true;
+    if (spec.runtime === 'process' && Object.keys(spec.limits).length > 0) {
+      this.options.log.warn({ configuration: this.options.configuration, limits: spec.limits }, 'the process runtime does not apply resource limits; they are ignored (the systemd runtime applies them)');
+    }
     return this.resolve(spec, configuration.id, configuration.revision);
   }
 
