@@ -130,6 +130,24 @@ describe('services deployed by a real agent', () => {
     }, 30_000);
   });
 
+  it('fails a release whose service cannot run from it before stopping anything', async () => {
+    const pid = (await siteView())!.service!.pid!;
+    const missing = path.join(root, 'missing.toml');
+    await writeFile(missing, 'command = "no-such-program"\n');
+    await ok(['changeconf', '--name', 'site', '--service', missing]);
+    const view = await waitFor('failed as invalid', async () => {
+      const site = await siteView();
+      return site?.phase === 'failed' && site.error?.code === 'SERVICE_INVALID' ? site : undefined;
+    }, 30_000);
+    assert.match(view.error!.message, /command: no-such-program does not exist in the release/);
+    assert.equal(view.service?.pid, pid);
+    assert.equal(await answer(), '200 v1');
+    // Back to the working service file: the same content as revision 1, so nothing changes.
+    await ok(['changeconf', '--name', 'site', '--service', path.join(root, 'rollback.toml')]);
+    await waitFor('deployed again', async () => (await siteView())?.phase === 'deployed', 30_000);
+    assert.equal((await siteView())?.service?.pid, pid);
+  });
+
   it('rolls back when the new release never becomes healthy, and the old one keeps serving', async () => {
     const oldTarget = await readlink(path.join(dir(), 'site', 'current'));
     await pushApp('v2', 500);
@@ -139,7 +157,7 @@ describe('services deployed by a real agent', () => {
       return site?.phase === 'failed' && site.service?.state === 'running' ? site : undefined;
     }, 40_000);
     assert.equal(view.error?.code, 'SERVICE_UNHEALTHY');
-    assert.match(view.error!.message, /did not become healthy .*HTTP 500.*rolled back to revision 1/);
+    assert.match(view.error!.message, /did not become healthy .*HTTP 500.*rolled back to revision 3/);
     assert.equal(await readlink(path.join(dir(), 'site', 'current')), oldTarget);
     assert.equal(await answer(), '200 v1');
   });
@@ -150,7 +168,7 @@ describe('services deployed by a real agent', () => {
       const site = await siteView();
       return site?.phase === 'failed' && site.error?.message.includes('on-failure stay') ? site : undefined;
     }, 40_000);
-    assert.equal(view.currentRevision, 3);
+    assert.equal(view.currentRevision, 5);
     assert.equal(await waitFor('the new release answers', async () => ((await answer()) === '500 v2' ? '500 v2' : undefined)), '500 v2');
   });
 
@@ -159,7 +177,7 @@ describe('services deployed by a real agent', () => {
     await ok(['changeconf', '--name', 'site', '--no-service']);
     await waitFor('deployed without a service', async () => {
       const site = await siteView();
-      return site?.phase === 'deployed' && site.currentRevision === 4 && site.service === undefined;
+      return site?.phase === 'deployed' && site.currentRevision === 6 && site.service === undefined;
     }, 30_000);
     assert.equal(await answer(), undefined);
     assert.throws(() => process.kill(pid, 0), /ESRCH/);

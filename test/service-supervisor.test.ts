@@ -151,3 +151,23 @@ test('service.log is rotated by size with a bounded number of copies', async (t)
   }
   assert.match(await readFile(`${log}.1`, 'utf8'), new RegExp(`^(${line}\\n)+$`));
 });
+
+test('a process that ran for the stable period resets the backoff', async (t) => {
+  // Each run lasts 300 ms, longer than stableMs: every restart waits the first backoff again.
+  const { sup } = await started(t, { 'run.sh': '#!/bin/sh\nsleep 0.3\nexit 1\n' }, { command: 'run.sh', restart: { backoff: '100ms', maxBackoff: '5s' } }, { stableMs: 200 });
+  const delays: number[] = [];
+  let last = '';
+  await waitFor('four restarts', async () => {
+    const info = sup.info();
+    if (info.state === 'restarting' && info.since !== last) {
+      last = info.since;
+      delays.push(Date.now());
+    }
+    return info.restarts >= 4;
+  }, 15_000, 10);
+  await sup.stop();
+  const gaps = delays.slice(1).map((at, i) => at - delays[i]!);
+  // Without the reset the waits would be 100, 200, 400 ms on top of each 300 ms run.
+  for (const gap of gaps) assert.ok(gap < 650, `gaps stay flat: ${gaps.join(', ')}`);
+  assert.ok(gaps.length >= 2);
+});
