@@ -3,7 +3,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { quoteUnitWord, SystemdDriver, unitText } from '../src/agent/service/systemd.ts';
+import { access, readFile } from 'node:fs/promises';
+import { createLogger } from '../src/lib/logger.ts';
 import { ServiceSlot, systemdRunning } from '../src/agent/service/service-slot.ts';
+
+const log = createLogger({ level: 'silent' });
+
+/** A configuration whose settings carry `service`. */
+function configuration(service: Record<string, unknown>) {
+  return { name: 'web', revision: 1, seq: 1, id: 'a'.repeat(64), layers: [], updatedAt: '', updatedBy: '', settings: { service } };
+}
 import { tempDir } from './helpers/temp-dir.ts';
 import { resolveSpec, writeRelease } from './helpers/service-release.ts';
 
@@ -85,15 +94,45 @@ test('the driver runs systemctl with argv and reads show output', async () => {
   ]);
 });
 
-test('a service with runtime systemd is refused with a clear reason where this agent cannot drive it', async (t) => {
+test('a service with runtime systemd is refused with a clear reason where systemd is not PID 1', async (t) => {
   const confDir = await tempDir(t);
   await writeRelease(path.join(confDir, 'releases', 'a'.repeat(64)), { 'run.sh': '#!/bin/sh\n' });
-  const { createLogger } = await import('../src/lib/logger.ts');
-  const slot = new ServiceSlot({ configuration: 'web', confDir, log: createLogger({ level: 'silent' }), agentEnv: {}, onChange: () => undefined });
-  const configuration = { name: 'web', revision: 1, seq: 1, id: 'a'.repeat(64), layers: [], updatedAt: '', updatedBy: '', settings: { service: { runtime: 'systemd', command: 'run.sh' } } };
-  const running = await systemdRunning();
-  await assert.rejects(slot.prepare(configuration), running ? /runtime: systemd units are generated/ : /^ServiceSpecError: runtime: systemd is not running on this machine \(PID 1 is not systemd\); use runtime "process"$/);
-  // Without systemd here (these test machines), the same spec with the process runtime resolves.
-  const prepared = await slot.prepare({ ...configuration, settings: { service: { command: 'run.sh' } } });
+  const slot = new ServiceSlot({ configuration: 'web', confDir, log, agentEnv: {}, onChange: () => undefined, systemd: { available: async () => false } });
+  await assert.rejects(slot.prepare(configuration({ runtime: 'systemd', command: 'run.sh' })), /^ServiceSpecError: runtime: systemd is not running on this machine \(PID 1 is not systemd\); use runtime "process"$/);
+  // The same spec with the process runtime resolves.
+  const prepared = await slot.prepare(configuration({ command: 'run.sh' }));
   assert.equal(prepared?.resolved.runtime, 'process');
+  assert.equal(await systemdRunning(), await access('/run/systemd/system').then(() => true, () => false));
+});
+
+test('where systemd runs, a deploy writes the unit, reloads, starts it, and reads its state; stop and restart go through systemctl', async (t) => {
+  const confDir = await tempDir(t);
+  const unitDir = await tempDir(t);
+  await writeRelease(path.join(confDir, 'releases', 'a'.repeat(64)), { 'run.sh': '#!/bin/sh\n' });
+  const calls: string[] = [];
+  let active = 'inactive';
+  let restarts = 0;
+  const runner = async (argv: string[]) => {
+    calls.push(argv.join(' '));
+    if (argv[1] === 'restart') active = 'active';
+    if (argv[1] === 'stop') active = 'inactive';
+    if (argv[1] === 'show') return { code: 0, stdout: `MainPID=${active === 'active' ? 4242 : 0}\nNRestarts=${restarts}\nActiveState=${active}\n`, stderr: '' };
+    if (argv[1] === 'is-active') return { code: active === 'active' ? 0 : 3, stdout: '', stderr: '' };
+    return { code: 0, stdout: '', stderr: '' };
+  };
+  const slot = new ServiceSlot({ configuration: 'web', confDir, log, agentEnv: {}, onChange: () => undefined, timing: { pollMs: 50 }, systemd: { unitDir, runner, available: async () => true } });
+  t.after(() => slot.detach());
+  const prepared = (await slot.prepare(configuration({ runtime: 'systemd', command: 'run.sh' })))!;
+  assert.deepEqual(await slot.startAndWait(prepared), { ok: true, message: 'active' });
+  assert.equal(await readFile(path.join(unitDir, 'strata-web.service'), 'utf8'), unitText('web', prepared.resolved, confDir));
+  assert.deepEqual(calls.slice(0, 3), ['systemctl daemon-reload', 'systemctl restart -- strata-web.service', 'systemctl show --property=MainPID,NRestarts,ActiveState -- strata-web.service']);
+  assert.deepEqual([slot.status()?.state, slot.status()?.pid], ['running', 4242]);
+  // systemd restarting the unit on its own shows in the restart count.
+  restarts = 2;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(slot.status()?.restarts, 2);
+  assert.equal((await slot.restart()).restarts, 3);
+  await slot.stop();
+  assert.equal(calls.at(-1), 'systemctl stop -- strata-web.service');
+  assert.equal(slot.status()?.state, 'stopped');
 });

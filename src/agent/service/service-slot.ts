@@ -13,6 +13,11 @@ import type { ServiceSpec } from '../../protocol/service.ts';
 import { removeServiceRecord, readServiceRecord, type ServiceRecord } from './record.ts';
 import { resolveService, serviceSpecOf, ServiceSpecError, type ResolvedService } from './resolve.ts';
 import { ProcessSupervisor, type ServiceOrigin, type SupervisorOptions } from './supervisor.ts';
+import { SystemdSupervisor } from './systemd-supervisor.ts';
+import type { CommandRunner } from './systemd.ts';
+
+/** Either runtime; both have the same surface. */
+export type ServiceRuntime = ProcessSupervisor | SystemdSupervisor;
 
 /** Where systemd keeps its runtime state when it is PID 1 (the check sd_booted(3) makes). */
 const SYSTEMD_RUNTIME_DIR = '/run/systemd/system';
@@ -37,19 +42,45 @@ export interface ServiceSlotOptions {
   onChange: () => void;
   /** Supervisor timings (tests shorten them). */
   timing?: Pick<SupervisorOptions, 'pollMs' | 'stableMs' | 'settleMs'>;
+  /** The systemd runtime's surroundings (tests inject a runner and a unit directory). */
+  systemd?: { unitDir?: string; runner?: CommandRunner; available?: () => Promise<boolean> };
 }
 
 /** The service of one configuration. */
 export class ServiceSlot {
   private readonly options: ServiceSlotOptions;
-  readonly supervisor: ProcessSupervisor;
+  private runtime: ServiceRuntime;
   private initialised = false;
   /** True once a spec was seen or a record found: only then is a service reported. */
   private known = false;
 
   constructor(options: ServiceSlotOptions) {
     this.options = options;
-    this.supervisor = new ProcessSupervisor({ configuration: options.configuration, confDir: options.confDir, log: options.log, onChange: options.onChange, ...options.timing });
+    this.runtime = this.makeRuntime('process');
+  }
+
+  /** The runtime supervising the service now. */
+  get supervisor(): ServiceRuntime {
+    return this.runtime;
+  }
+
+  private makeRuntime(kind: 'process' | 'systemd'): ServiceRuntime {
+    const { configuration, confDir, log, onChange } = this.options;
+    if (kind === 'process') return new ProcessSupervisor({ configuration, confDir, log, onChange, ...this.options.timing });
+    const systemd = this.options.systemd ?? {};
+    return new SystemdSupervisor({
+      configuration, confDir, log, onChange,
+      ...(systemd.unitDir ? { unitDir: systemd.unitDir } : {}), ...(systemd.runner ? { runner: systemd.runner } : {}),
+      ...(this.options.timing?.pollMs ? { pollMs: this.options.timing.pollMs } : {}),
+    });
+  }
+
+  /** Switches runtimes when a release's spec names the other one (the old instance is stopped by then). */
+  private useRuntime(kind: 'process' | 'systemd'): void {
+    const current = this.runtime instanceof SystemdSupervisor ? 'systemd' : 'process';
+    if (current === kind) return;
+    this.runtime.detach();
+    this.runtime = this.makeRuntime(kind);
   }
 
   /** The status to report, when this configuration has (or had) a service. */
@@ -69,15 +100,14 @@ export class ServiceSlot {
     const record = await readServiceRecord(this.options.confDir);
     if (!record) return;
     this.known = true;
+    this.useRuntime(record.runtime);
     await this.supervisor.adopt((found: ServiceRecord) => this.resolve(found.spec, found.releaseId, found.revision).then((prepared) => prepared.resolved));
   }
 
   /** Resolves a spec against the release named `releaseId` of this configuration. */
   private async resolve(spec: ServiceSpec, releaseId: string, revision: number): Promise<PreparedService> {
-    if (spec.runtime === 'systemd') {
-      throw new ServiceSpecError(await systemdRunning()
-        ? 'runtime: systemd units are generated (see `unitText`) but this agent drives only the process runtime in the deploy loop yet; use runtime "process"'
-        : 'runtime: systemd is not running on this machine (PID 1 is not systemd); use runtime "process"');
+    if (spec.runtime === 'systemd' && !(await (this.options.systemd?.available ?? systemdRunning)())) {
+      throw new ServiceSpecError('runtime: systemd is not running on this machine (PID 1 is not systemd); use runtime "process"');
     }
     const releaseDir = path.join(this.options.confDir, 'releases', releaseId);
     const resolved = await resolveService(spec, releaseDir, { configuration: this.options.configuration, revision, releaseId }, this.options.agentEnv);
@@ -97,11 +127,12 @@ export class ServiceSlot {
 
   /** Stops the running instance gracefully, if any. */
   async stop(): Promise<void> {
-    if (this.supervisor.info().pid !== undefined || this.supervisor.state === 'restarting') await this.supervisor.stop();
+    if (this.supervisor.info().pid !== undefined || this.supervisor.state !== 'stopped') await this.supervisor.stop();
   }
 
   /** Starts a prepared service and waits until it is healthy (or says why not). */
   async startAndWait(prepared: PreparedService, signal?: AbortSignal): Promise<{ ok: boolean; message: string }> {
+    this.useRuntime(prepared.resolved.runtime);
     try {
       await this.supervisor.start(prepared.resolved, prepared.origin);
     } catch (error) {
@@ -114,6 +145,7 @@ export class ServiceSlot {
   async startPrevious(previous: ServiceOrigin): Promise<void> {
     try {
       const prepared = await this.resolve(previous.spec, previous.releaseId, previous.revision);
+      this.useRuntime(prepared.resolved.runtime);
       await this.supervisor.start(prepared.resolved, prepared.origin);
     } catch (error) {
       this.options.log.error({ err: error, configuration: this.options.configuration }, 'could not start the previous release\'s service again');
@@ -140,7 +172,9 @@ export class ServiceSlot {
     if (this.supervisor.info().pid !== undefined || state !== 'stopped') return;
     if (this.supervisor.running?.releaseId === configuration.id && this.supervisor.info().lastExit) return;
     const prepared = await this.prepare(configuration);
-    if (prepared) await this.supervisor.start(prepared.resolved, prepared.origin);
+    if (!prepared) return;
+    this.useRuntime(prepared.resolved.runtime);
+    await this.supervisor.start(prepared.resolved, prepared.origin);
   }
 
   /** Restarts the service (the `restart` order). */
