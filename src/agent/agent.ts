@@ -9,6 +9,7 @@
  * changes are reported to the server, batched. `runOnce` converges once, for scripts.
  * Orders arriving on the channel are run by an OrderDispatcher, within what the agent's own
  * config file (`agentConfig`) allows; they are answered before the channel closes on shutdown.
+ * Services the workers supervise are left running on shutdown and re-adopted on the next start.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';

@@ -3,7 +3,10 @@
  * run the hook, switch `current`, record state, report. One worker per configuration, each
  * with its own loop, so several configurations deploy independently.
  *
- * Phases: pending → downloading → unpacking → hook → deployed, or → failed from any of them.
+ * Phases: pending → downloading → unpacking → hook → service → deployed, or → failed from any of
+ * them. `service` (only with a service section) stops the old instance, switches `current`, starts
+ * the new one and waits until it is healthy; if it never is, the release is rolled back or left
+ * failed as the spec's `onFailure` says (see serviceFailed).
  * A failure leaves the previous release current and is retried with exponential backoff and
  * jitter, never in a tight loop; a different desired id (a newer revision) is tried at once.
  */
