@@ -8,7 +8,7 @@ export async function restartOrder(args: Extract<OrderArgs, { verb: 'restart' }>
   try {
     const service = await context.restartService(args.configuration);
     const ok = service.pid !== undefined;
-    return { ok, code: ok ? ORDER_CODES.OK : 'RESTART_FAILED', message: ok ? `restarted ${args.configuration} (pid ${service.pid}, ${service.restarts} restarts)` : `${args.configuration} did not start again`, content: service };
+    return { ok, code: ok ? ORDER_CODES.OK : 'RESTART_FAILED', message: ok ? `restarted ${args.configuration} (pid ${service.pid}, ${service.restarts} restart${service.restarts === 1 ? '' : 's'})` : `${args.configuration} did not start again`, content: service };
   } catch (error) {
     return { ok: false, code: ORDER_CODES.NO_SERVICE, message: (error as Error).message };
   }
