@@ -10,7 +10,8 @@ import { ProcessSupervisor } from '../src/agent/service/supervisor.ts';
 import { ServiceSpecSchema, type ServiceSpecInput } from '../src/protocol/service.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { waitFor } from './helpers/strata-agent.ts';
-import { freePort, httpServerScript, resolveSpec, writeRelease } from './helpers/service-release.ts';
+import { freePort, httpServerScript, nodeScript, resolveSpec, writeRelease } from './helpers/service-release.ts';
+import { processStat } from '../src/agent/service/proc.ts';
 
 const timing = { intervalMs: 100, timeoutMs: 300, withinMs: 2000, failures: 2 };
 const context = { cwd: '/', env: { PATH: process.env['PATH'] ?? '' } };
@@ -91,4 +92,31 @@ test('a service that never passes within its window is unhealthy; waitHealthy sa
   assert.equal(result.ok, false);
   assert.match(result.message, /^unhealthy: no passing health check within 1000 ms \(last: GET .*: HTTP 500\)/);
   assert.equal(sup.state, 'unhealthy');
+});
+
+test('stopping a service while an unhealthy restart is stopping it, then starting another, leaves no orphan', async (t) => {
+  const port = await freePort();
+  const confDir = await tempDir(t);
+  // Takes a while to die on SIGTERM, so the two stops overlap.
+  const slowStop = nodeScript(`
+    require('node:http').createServer((req, res) => { res.statusCode = 500; res.end(); }).listen(Number(process.argv[1]), '127.0.0.1');
+    process.on('SIGTERM', () => setTimeout(() => process.exit(0), 300));
+  `);
+  const release = await writeRelease(path.join(confDir, 'releases', 'r1'), { 'serve.sh': slowStop, 'good.sh': httpServerScript() });
+  const spec = { command: 'serve.sh', args: [String(port)], restart: { backoff: '100ms' }, stop: { grace: '3s' }, health: { http: `http://127.0.0.1:${port}/`, interval: '100ms', timeout: '300ms', within: '700ms' } } satisfies ServiceSpecInput;
+  const sup = new ProcessSupervisor({ configuration: 'site', confDir, log: createLogger({ level: 'silent' }), pollMs: 100 });
+  t.after(() => sup.stop());
+  await sup.start(await resolveSpec(spec, release), { releaseId: 'r1', revision: 1, spec: ServiceSpecSchema.parse(spec) });
+  const first = sup.info().pid!;
+  assert.equal((await sup.waitHealthy()).ok, false);
+  await sup.stop();
+  assert.equal(await processStat(first).then((s) => s?.state === 'Z' ? undefined : s), undefined);
+  const good = { command: 'good.sh', args: [String(port)], health: { http: `http://127.0.0.1:${port}/`, interval: '100ms' } } satisfies ServiceSpecInput;
+  await sup.start(await resolveSpec(good, release, 2), { releaseId: 'r2', revision: 2, spec: ServiceSpecSchema.parse(good) });
+  assert.equal((await sup.waitHealthy()).ok, true);
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  const second = sup.info().pid;
+  assert.ok(second !== undefined && (await processStat(second)) !== undefined, 'the new process is still tracked');
+  await sup.stop();
+  assert.equal(await processStat(second).then((s) => s?.state === 'Z' ? undefined : s), undefined, 'and stopped with the supervisor');
 });

@@ -104,6 +104,8 @@ export class ProcessSupervisor {
   private timers = new Set<NodeJS.Timeout>();
   private pollTimer: NodeJS.Timeout | undefined;
   private checking = false;
+  /** The stop in progress, so concurrent stops of one process share it. */
+  private terminating: { pid: number; done: Promise<void> } | undefined;
   private polling = false;
   private waiters = new Set<() => void>();
   private stoppingNow = false;
@@ -214,6 +216,11 @@ export class ProcessSupervisor {
     this.healthFailures = 0;
     this.healthMessage = undefined;
     const output = await openServiceLog(this.options.confDir);
+    // Stopped while the log was being opened: start nothing.
+    if (generation !== this.generation) {
+      await output.close();
+      return;
+    }
     const [program, ...args] = service.argv;
     let child: ChildProcess;
     try {
@@ -381,6 +388,18 @@ export class ProcessSupervisor {
     this.generation += 1;
     this.clearTimers();
     if (pid === undefined) return;
+    // A stop arriving while an unhealthy cycle stops the same process waits for that one.
+    if (this.terminating?.pid === pid) return this.terminating.done;
+    const done = this.terminateNow(pid, startTime, child);
+    this.terminating = { pid, done };
+    try {
+      await done;
+    } finally {
+      if (this.terminating?.pid === pid) this.terminating = undefined;
+    }
+  }
+
+  private async terminateNow(pid: number, startTime: string | undefined, child: ChildProcess | undefined): Promise<void> {
     const service = this.service;
     // An adopted service whose release cannot be resolved any more still stops the way its spec says.
     const recorded = this.origin?.spec.stop;
@@ -400,6 +419,8 @@ export class ProcessSupervisor {
     }
     // Stragglers of the group go too.
     signalGroup(pid, 'SIGKILL');
+    // A process started meanwhile (a rollback's) is not this one: leave its fields alone.
+    if (this.pid !== pid) return;
     this.lastExit = child ? { code: child.exitCode, signal: child.signalCode, at: new Date().toISOString() } : { code: null, signal: null, at: new Date().toISOString() };
     this.child = undefined;
     this.pid = undefined;
