@@ -171,3 +171,24 @@ test('a process that ran for the stable period resets the backoff', async (t) =>
   for (const gap of gaps) assert.ok(gap < 650, `gaps stay flat: ${gaps.join(', ')}`);
   assert.ok(gaps.length >= 2);
 });
+
+test('stop-services stops what an agent left running, and refuses while an agent holds the directory', async (t) => {
+  const dir = await tempDir(t);
+  const confDir = path.join(dir, 'site');
+  const release = await writeRelease(path.join(confDir, 'releases', 'r1'), { 'run.sh': '#!/bin/sh\nwhile true; do sleep 0.1; done\n' });
+  const spec = { command: 'run.sh', stop: { grace: '2s' } } satisfies ServiceSpecInput;
+  const sup = supervisor(confDir);
+  await sup.start(await resolveSpec(spec, release), { releaseId: 'r1', revision: 1, spec: ServiceSpecSchema.parse(spec) });
+  const pid = sup.info().pid!;
+  sup.detach();
+  const { stopServices } = await import('../src/agent/service/stop-services.ts');
+  // A live process (pid 1) holds the directory's lock, as a running agent would.
+  await writeFile(path.join(dir, 'agent.lock'), '1\n');
+  await assert.rejects(stopServices(dir, log), /another agent \(pid 1\) is running/);
+  const { rm } = await import('node:fs/promises');
+  await rm(path.join(dir, 'agent.lock'));
+  assert.notEqual(await processStat(pid), undefined, 'a refused stop-services touched nothing');
+  assert.deepEqual(await stopServices(dir, log), [{ configuration: 'site', pid }]);
+  assert.equal(await processStat(pid).then((s) => (s?.state === 'Z' ? undefined : s)), undefined);
+  assert.deepEqual(await stopServices(dir, log), [{ configuration: 'site' }]);
+});
