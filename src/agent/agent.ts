@@ -9,6 +9,7 @@
  * changes are reported to the server, batched. `runOnce` converges once, for scripts.
  * Orders arriving on the channel are run by an OrderDispatcher, within what the agent's own
  * config file (`agentConfig`) allows; they are answered before the channel closes on shutdown.
+ * Services the workers supervise are left running on shutdown and re-adopted on the next start.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,7 +17,7 @@ import type { Logger } from '../lib/logger.ts';
 import { fullJitter, sleep } from '../lib/backoff.ts';
 import { StrataError, isStrataError } from '../core/errors.ts';
 import { isClientError } from '../lib/http-client.ts';
-import type { ConfigStatus, DesiredState } from '../protocol/agent.ts';
+import type { ConfigStatus, DesiredState, ServiceStatus } from '../protocol/agent.ts';
 import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
 import { lockDirectory } from './lock.ts';
 import { ServerApi, serverList } from './server-api.ts';
@@ -66,8 +67,10 @@ export interface AgentOptions {
   agentConfig?: AgentConfig;
   /** Metrics: the sample interval and, when given, the local endpoint (`--metrics-listen`) and its token. */
   metrics?: { intervalMs: number; listen?: MetricsListen; token?: string };
-  /** The supervised services' pids and restarts, for per-service metrics; none by default. */
+  /** The supervised services' pids and restarts, for per-service metrics; the agent's own supervisors by default. */
   services?: ServiceStatsSource;
+  /** Service supervisor timings (tests shorten them). */
+  serviceTiming?: { pollMs?: number; stableMs?: number; settleMs?: number };
 }
 
 /** A running (or once-running) agent. */
@@ -157,6 +160,7 @@ export class Agent {
       hookTimeoutMs: this.options.hookTimeoutMs, agentEnv: this.options.agentEnv, log: this.log,
       ...(this.options.hook ? { hook: this.options.hook } : {}),
       retryBaseMs: this.options.retryBaseMs ?? 5_000, retryCapMs: this.options.retryCapMs ?? 300_000,
+      ...(this.options.serviceTiming ? { serviceTiming: this.options.serviceTiming } : {}),
       onStatus: () => this.scheduleReport(),
     };
   }
@@ -214,6 +218,7 @@ export class Agent {
     this.orders = new OrderDispatcher({
       dir: this.options.dir, name: api.identity.name, config: this.options.agentConfig ?? emptyAgentConfig(),
       agentEnv: this.options.agentEnv, log: this.log, syncs: new SyncRegistry(),
+      restartService: (configuration) => this.restartService(configuration),
     });
     const sampler = this.startMetrics();
     await this.startEndpoint(api.identity.name);
@@ -234,7 +239,8 @@ export class Agent {
   private startMetrics(): MetricsSampler {
     this.sampler = new MetricsSampler({
       intervalMs: this.options.metrics?.intervalMs, log: this.log,
-      ...(this.options.services ? { services: this.options.services } : {}),
+      // The supervised services of this agent, unless a test gives its own source.
+      services: this.options.services ?? this,
     });
     this.sampler.start();
     return this.sampler;
@@ -287,6 +293,27 @@ export class Agent {
     const statuses = [...this.workers.values()].map((w) => w.current);
     for (const status of statuses) this.log.info({ configuration: status.configuration, phase: status.phase, error: status.error }, 'converged once');
     return statuses.length > 0 && statuses.every((s) => s.phase === 'deployed');
+  }
+
+  /** Restarts a tracked configuration's service (the `restart` order). */
+  async restartService(configuration: string): Promise<ServiceStatus> {
+    const worker = this.workers.get(configuration);
+    if (!worker) throw new StrataError('CONFIGURATION_NOT_FOUND', `configuration "${configuration}" is not tracked by this agent`);
+    return worker.restartService();
+  }
+
+  /** Each tracked configuration's service, for metrics (pids to sample, restart counts). */
+  services(): Array<{ configuration: string; pid?: number; state: ServiceStatus['state']; restarts: number; startedAt?: string }> {
+    const list: Array<{ configuration: string; pid?: number; state: ServiceStatus['state']; restarts: number; startedAt?: string }> = [];
+    for (const worker of this.workers.values()) {
+      const service = worker.service.status();
+      if (!service) continue;
+      list.push({
+        configuration: worker.name, state: service.state, restarts: service.restarts,
+        ...(service.pid !== undefined ? { pid: service.pid } : {}), ...(service.startedAt ? { startedAt: service.startedAt } : {}),
+      });
+    }
+    return list;
   }
 
   /** The statuses of all tracked configurations. */

@@ -3,7 +3,10 @@
  * run the hook, switch `current`, record state, report. One worker per configuration, each
  * with its own loop, so several configurations deploy independently.
  *
- * Phases: pending → downloading → unpacking → hook → deployed, or → failed from any of them.
+ * Phases: pending → downloading → unpacking → hook → service → deployed, or → failed from any of
+ * them. `service` (only with a service section) stops the old instance, switches `current`, starts
+ * the new one and waits until it is healthy; if it never is, the release is rolled back or left
+ * failed as the spec's `onFailure` says (see serviceFailed).
  * A failure leaves the previous release current and is retried with exponential backoff and
  * jitter, never in a tight loop; a different desired id (a newer revision) is tried at once.
  */
@@ -17,7 +20,11 @@ import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, switchCurrent, writeState } from './releases/index.ts';
-import { readHold } from './hold.ts';
+import { readHold, writeHold } from './hold.ts';
+import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
+import { ServiceSpecError } from './service/resolve.ts';
+import type { ServiceOrigin } from './service/supervisor.ts';
+import type { ServiceStatus } from '../protocol/agent.ts';
 import { writeLastHookLog } from './orders/last-hook-log.ts';
 
 /** Settings shared by every worker of an agent. */
@@ -37,7 +44,12 @@ export interface WorkerSettings {
   /** First and largest wait between retries of a failing deploy. */
   retryBaseMs: number;
   retryCapMs: number;
+  /** Service supervisor timings (tests shorten them). */
+  serviceTiming?: { pollMs?: number; stableMs?: number; settleMs?: number };
 }
+
+/** How often a release left failed with an unhealthy service (`on-failure stay`) is looked at again. */
+const SERVICE_RECHECK_MS = 1000;
 
 /** A deploy failure with a stable code and, for hooks, its output. */
 class DeployFailure extends Error {
@@ -90,17 +102,26 @@ export class ConfigWorker {
   private dirty = true;
   private loop: Promise<void> | undefined;
   private abort = new AbortController();
+  /** This configuration's service (started after the hook, from the new release). */
+  readonly service: ServiceSlot;
+  /** A release left current with an unhealthy service (`on-failure stay`): failed until it turns healthy. */
+  private serviceFailedId: string | undefined;
 
   constructor(name: string, settings: WorkerSettings) {
     this.name = name;
     this.settings = settings;
     this.confDir = path.join(settings.dir, name);
     this.status = { configuration: name, phase: 'pending', at: new Date().toISOString() };
+    this.service = new ServiceSlot({
+      configuration: name, confDir: this.confDir, log: settings.log, agentEnv: settings.agentEnv,
+      onChange: () => settings.onStatus(this.current), ...(settings.serviceTiming ? { timing: settings.serviceTiming } : {}),
+    });
   }
 
-  /** The latest status. */
+  /** The latest status, with the service's state. */
   get current(): ConfigStatus {
-    return this.status;
+    const service: ServiceStatus | undefined = this.service.status();
+    return service ? { ...this.status, service } : this.status;
   }
 
   /** Sets what this configuration should be (undefined: it does not exist on the server). */
@@ -118,12 +139,13 @@ export class ConfigWorker {
     this.loop ??= this.run();
   }
 
-  /** Stops the loop; a deploy in progress is abandoned at its next step. */
+  /** Stops the loop; a deploy in progress is abandoned at its next step. The service keeps running (a new agent adopts it). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
     this.poke();
     await this.loop;
+    this.service.detach();
   }
 
   private poke(): void {
@@ -141,7 +163,7 @@ export class ConfigWorker {
       ...extra,
     };
     this.settings.log.info({ configuration: this.name, phase, revision: desired?.revision, error: extra.error }, `configuration ${this.name}: ${phase}`);
-    this.settings.onStatus(this.status);
+    this.settings.onStatus(this.current);
   }
 
   private async run(): Promise<void> {
@@ -177,6 +199,7 @@ export class ConfigWorker {
    * or undefined to wait for a new desired state.
    */
   async step(): Promise<number | undefined> {
+    await this.service.init().catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not re-adopt the service'));
     await this.loadCurrent();
     const desired = this.desired;
     if (!desired) {
@@ -185,10 +208,16 @@ export class ConfigWorker {
     }
     const hold = await readHold(this.confDir);
     if (hold === desired.id) {
-      if (this.status.phase !== 'pending') this.setPhase('pending', { error: { code: 'HELD', message: 'rolled back locally; waiting for a new revision' } });
+      // A failed deploy that rolled back holds its id: it stays reported as failed.
+      if (this.status.phase !== 'pending' && this.status.phase !== 'failed') this.setPhase('pending', { error: { code: 'HELD', message: 'rolled back locally; waiting for a new revision' } });
       return undefined;
     }
     if (this.status.currentId === desired.id) {
+      if (this.serviceFailedId === desired.id) {
+        if (this.service.supervisor.state !== 'running') return SERVICE_RECHECK_MS;
+        this.serviceFailedId = undefined;
+      }
+      await this.service.ensure(desired).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not start the service'));
       if (this.status.phase !== 'deployed' || this.status.desiredRevision !== desired.revision) this.setPhase('deployed', { currentRevision: desired.revision });
       return undefined;
     }
@@ -231,14 +260,33 @@ export class ConfigWorker {
     signal.throwIfAborted();
 
     const oldId = this.status.currentId;
+    const oldRevision = this.status.currentRevision;
     let hookResult: { output: string; exitCode: number | null } | undefined;
     if (this.settings.hook) {
       this.setPhase('hook');
       hookResult = await this.runHook(desired, release.finalDir, oldId);
     }
+    let service: PreparedService | undefined;
+    try {
+      service = await this.service.prepare(desired);
+    } catch (error) {
+      if (error instanceof ServiceSpecError) throw new DeployFailure('SERVICE_INVALID', `service: ${error.message}`);
+      throw error;
+    }
+    signal.throwIfAborted();
 
+    const previous = this.service.origin;
+    await this.service.stop();
     await switchCurrent(this.confDir, desired.id);
     this.status = { ...this.status, currentId: desired.id, currentRevision: desired.revision };
+    if (service) {
+      this.setPhase('service');
+      const health = await this.service.startAndWait(service, signal);
+      signal.throwIfAborted();
+      if (!health.ok) await this.serviceFailed(desired, health.message, service, previous, oldId, oldRevision);
+    } else if (previous) {
+      await this.service.ensure(desired);
+    }
     // From here the release is live: bookkeeping that fails must not report the deploy as failed.
     try {
       await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired));
@@ -247,6 +295,33 @@ export class ConfigWorker {
       this.settings.log.warn({ err: error, configuration: this.name }, 'deployed, but recording state or pruning old releases failed');
     }
     this.setPhase('deployed', hookResult ? { hookOutput: hookResult.output, hookExitCode: hookResult.exitCode } : {});
+  }
+
+  /**
+   * The new release's service never became healthy. `rollback` (the default): stop it, switch
+   * `current` back, start the previous release's service again, and hold the failed id so it is
+   * not retried until a new revision comes. `stay` (or nothing to go back to): leave the new
+   * release current and its service supervised, reported failed until it turns healthy.
+   */
+  private async serviceFailed(desired: Configuration, reason: string, service: PreparedService, previous: ServiceOrigin | undefined, oldId: string | undefined, oldRevision: number | undefined): Promise<never> {
+    const canRollBack = service.resolved.onFailure === 'rollback' && oldId !== undefined && await exists(path.join(this.confDir, 'releases', oldId));
+    if (canRollBack) {
+      await this.service.stop();
+      await switchCurrent(this.confDir, oldId);
+      this.status = { ...this.status, currentId: oldId, ...(oldRevision !== undefined ? { currentRevision: oldRevision } : {}) };
+      if (previous?.releaseId === oldId) await this.service.startPrevious(previous);
+      await writeHold(this.confDir, desired.id);
+      throw new DeployFailure('SERVICE_UNHEALTHY', `the service of revision ${desired.revision} did not become healthy (${reason}); rolled back to ${oldRevision !== undefined ? `revision ${oldRevision}` : 'the previous release'}`);
+    }
+    this.serviceFailedId = desired.id;
+    await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired)).catch(() => undefined);
+    const why = service.resolved.onFailure === 'stay' ? 'on-failure stay' : 'nothing to roll back to';
+    throw new DeployFailure('SERVICE_UNHEALTHY', `the service of revision ${desired.revision} did not become healthy (${reason}); left running and supervised (${why})`);
+  }
+
+  /** Restarts this configuration's service (the `restart` order). */
+  restartService(): Promise<ServiceStatus> {
+    return this.service.restart();
   }
 
   private async runHook(desired: Configuration, newRoot: string, oldId: string | undefined): Promise<{ output: string; exitCode: number | null }> {

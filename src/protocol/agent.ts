@@ -29,8 +29,8 @@ export function agentSigningInput(name: string, timestampMs: number, method: str
   return `strata-agent-v1\n${name}\n${timestampMs}\n${method.toUpperCase()}\n${path}`;
 }
 
-/** Phases of a configuration's deploy on an agent. */
-export const PHASES = ['pending', 'downloading', 'unpacking', 'hook', 'deployed', 'failed'] as const;
+/** Phases of a configuration's deploy on an agent (`service`: starting the new release's service and waiting until it is healthy). */
+export const PHASES = ['pending', 'downloading', 'unpacking', 'hook', 'service', 'deployed', 'failed'] as const;
 /** A deploy phase. */
 export type Phase = (typeof PHASES)[number];
 
@@ -80,6 +80,27 @@ export const DesiredStateSchema = z.object({
 /** The desired state of one agent. */
 export type DesiredState = z.infer<typeof DesiredStateSchema>;
 
+/** States of a configuration's service on an agent. */
+export const SERVICE_STATES = ['starting', 'running', 'restarting', 'unhealthy', 'stopped', 'failed'] as const;
+
+/** The state of a configuration's service, as the agent's supervisor sees it. */
+export const ServiceStatusSchema = z.object({
+  state: z.enum(SERVICE_STATES),
+  pid: z.number().int().optional(),
+  /** Restarts of this release's service (by policy or by a `restart` order). */
+  restarts: z.number().int(),
+  /** When the state last changed. */
+  since: z.string(),
+  startedAt: z.string().optional(),
+  /** The release (configuration id) the service runs from. */
+  releaseId: z.string().optional(),
+  lastExit: z.object({ code: z.number().int().nullable(), signal: z.string().nullable(), at: z.string() }).optional(),
+  /** The last health check's message, bounded. */
+  health: z.string().max(1024).optional(),
+});
+/** A service's status. */
+export type ServiceStatus = z.infer<typeof ServiceStatusSchema>;
+
 /** The status of one tracked configuration on an agent. */
 export const ConfigStatusSchema = z.object({
   configuration: z.string(),
@@ -93,6 +114,8 @@ export const ConfigStatusSchema = z.object({
   /** The tail of the hook's output, bounded. */
   hookOutput: z.string().max(64 * 1024).optional(),
   hookExitCode: z.number().int().nullable().optional(),
+  /** The configuration's service, when it has one. */
+  service: ServiceStatusSchema.optional(),
   at: z.string(),
 });
 /** A configuration's status on an agent. */

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 
 /** The verbs an order can carry. */
-export const ORDER_VERBS = ['ping', 'exec', 'sync', 'logs'] as const;
+export const ORDER_VERBS = ['ping', 'exec', 'sync', 'logs', 'restart'] as const;
 /** An order verb. */
 export type OrderVerb = (typeof ORDER_VERBS)[number];
 
@@ -26,6 +26,8 @@ export const OrderArgsSchema = z.discriminatedUnion('verb', [
     lines: z.number().int().min(1).max(10_000).default(100),
     follow: z.boolean().default(false),
   }),
+  /** Restarts a configuration's service (graceful stop, then start of the same release); answers its new pid and restart count. */
+  z.object({ verb: z.literal('restart'), configuration: z.string().min(1).max(128) }),
 ]);
 /** A verb with its arguments. */
 export type OrderArgs = z.infer<typeof OrderArgsSchema>;
@@ -59,4 +61,5 @@ export const ORDER_CODES = {
   NOT_RUNNING: 'NOT_RUNNING',
   SPAWN_FAILED: 'SPAWN_FAILED',
   UNSUPPORTED: 'UNSUPPORTED',
+  NO_SERVICE: 'NO_SERVICE',
 } as const;

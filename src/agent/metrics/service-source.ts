@@ -1,7 +1,6 @@
 /**
- * Where the sampler learns which supervised services run and as which pids. The service
- * supervisor provides it; until it is wired in, the agent passes `NO_SERVICES`. The fields match
- * the supervisor's own status objects, so it can be passed as it is.
+ * Where the sampler learns which supervised services run and as which pids: the agent itself
+ * (`Agent.services()`, from each configuration's supervisor), or `NO_SERVICES`.
  */
 
 /** One supervised service, as the sampler needs it. */

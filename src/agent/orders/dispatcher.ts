@@ -9,6 +9,7 @@ import { AgentOrderSchema, ORDER_CODES, type AgentOrder } from '../../protocol/o
 import { execOrder } from './exec.ts';
 import { logsOrder } from './logs.ts';
 import { pingOrder } from './ping.ts';
+import { restartOrder } from './restart.ts';
 import { syncOrder } from './sync.ts';
 import { abortReason, type OrderContext, type OrderEnvironment, type OrderOutcome } from './types.ts';
 
@@ -162,6 +163,8 @@ function handle(order: AgentOrder, context: OrderContext): Promise<OrderOutcome>
       return syncOrder(args, context);
     case 'logs':
       return logsOrder(args, context);
+    case 'restart':
+      return restartOrder(args, context);
   }
 }
 

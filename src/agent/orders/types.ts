@@ -3,6 +3,7 @@ import type { Logger } from '../../lib/logger.ts';
 import type { HostResult } from '../../protocol/orders.ts';
 import type { AgentConfig } from '../agent-config.ts';
 import type { SyncRegistry } from './sync-registry.ts';
+import type { ServiceStatus } from '../../protocol/agent.ts';
 
 /** The agent-wide things handlers use. */
 export interface OrderEnvironment {
@@ -16,6 +17,8 @@ export interface OrderEnvironment {
   log: Logger;
   /** The sync runs in progress, one per group at most. */
   syncs: SyncRegistry;
+  /** Restarts a configuration's service (the `restart` order); absent where the agent supervises none. */
+  restartService?: (configuration: string) => Promise<ServiceStatus>;
 }
 
 /** One order's surroundings. */

@@ -161,4 +161,18 @@ export function registerAgent(program: Command, context: CliContext): void {
       else println(context.stdout, `${result.configuration}: current is now ${result.to.slice(0, 12)} (was ${result.from.slice(0, 12)})`);
     });
   examples(rollback, ['strata agent rollback --dir /var/lib/strata-agent --config site']);
+
+  const stopServices = command.command('stop-services')
+    .description('stop the services the agent left running (it never stops them when it exits); the agent must not be running')
+    .requiredOption('--dir <dir>', 'the agent directory')
+    .option('--config <configuration>', 'only this configuration\'s service')
+    .option('--json', 'print machine-readable JSON')
+    .action(async (options: { dir: string; config?: string; json?: boolean }) => {
+      const { stopServices: stop } = await import('../../agent/service/stop-services.ts');
+      const { createLogger } = await import('../../lib/logger.ts');
+      const stopped = await stop(path.resolve(options.dir), createLogger({ level: 'warn' }), options.config);
+      if (options.json) printJson(context.stdout, stopped);
+      else for (const entry of stopped) println(context.stdout, `${entry.configuration}: ${entry.pid === undefined ? 'not running' : `stopped pid ${entry.pid}`}`);
+    });
+  examples(stopServices, ['strata agent stop-services --dir /var/lib/strata-agent', 'strata agent stop-services --dir /var/lib/strata-agent --config site']);
 }

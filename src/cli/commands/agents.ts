@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { printJson, println, type CliContext } from '../context.ts';
 import { table } from '../table.ts';
-import { configText, labelsText, onlineText, type AgentDetailView, type AgentView } from './fleet-views.ts';
+import { configText, labelsText, onlineText, serviceText, type AgentDetailView, type AgentView } from './fleet-views.ts';
 import { examples, remoteCommand, segment, withApi } from './shared.ts';
 import { targetFrom, targetOptions, type TargetOptions } from './target.ts';
 import { printMetrics } from './agent-metrics-view.ts';
@@ -50,8 +50,10 @@ export function registerAgents(program: Command, context: CliContext): void {
         const width = Math.max(...facts.map(([k]) => k.length));
         for (const [key, value] of facts) println(context.stdout, `${`${key}:`.padEnd(width + 2)}${value}`);
         println(context.stdout);
-        const rows = agent.configurations.map((c) => [c.configuration, c.revision === null ? '-' : String(c.revision), c.currentRevision === undefined ? '-' : String(c.currentRevision), c.phase, c.error?.message ?? '']);
-        context.stdout.write(table(['CONFIG', 'REVISION', 'CURRENT', 'PHASE', 'ERROR'], rows));
+        // The SERVICE column appears only when a configuration runs a service.
+        const services = agent.configurations.some((c) => c.service);
+        const rows = agent.configurations.map((c) => [c.configuration, c.revision === null ? '-' : String(c.revision), c.currentRevision === undefined ? '-' : String(c.currentRevision), c.phase, ...(services ? [serviceText(c.service)] : []), c.error?.message ?? '']);
+        context.stdout.write(table(['CONFIG', 'REVISION', 'CURRENT', 'PHASE', ...(services ? ['SERVICE'] : []), 'ERROR'], rows));
         for (const { configuration, hookOutput } of agent.configurations) {
           if (!hookOutput) continue;
           println(context.stdout, `\nhook output of ${configuration}:`);

@@ -11,6 +11,8 @@ export interface AgentConfigView {
   upToDate: boolean;
   error?: { code: string; message: string };
   hookExitCode?: number | null;
+  /** The configuration's service, when it has one (src/protocol/agent.ts ServiceStatusSchema). */
+  service?: { state: string; pid?: number; restarts: number; since: string; health?: string; lastExit?: { code: number | null; signal: string | null } };
   at?: string;
 }
 
@@ -60,6 +62,13 @@ export interface AssignmentView {
 export function labelsText(labels: Record<string, string>): string {
   const entries = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
   return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** `running pid 4242, 2 restarts`, or `-` without a service. */
+export function serviceText(service: AgentConfigView['service']): string {
+  if (!service) return '-';
+  const pid = service.pid === undefined ? '' : ` pid ${service.pid}`;
+  return `${service.state}${pid}, ${service.restarts} restart${service.restarts === 1 ? '' : 's'}`;
 }
 
 /** `site@3 deployed`; `site@3 failed (want 4)` when behind; `site missing` when the configuration does not exist. */

@@ -46,7 +46,7 @@ async function send(command: Command, context: CliContext, args: OrderArgs, foll
   await withApi(command, context, (api, globals) => streamOrder(api, context, request, { json: Boolean(globals.json), allLines: args.verb === 'logs', interruptible: follow }));
 }
 
-/** Registers `ping`, `exec`, `sync` and `logs`. */
+/** Registers `ping`, `exec`, `sync`, `logs` and `restart`. */
 export function registerOrderVerbs(program: Command, context: CliContext): void {
   const ping = orderCommand(program.command('ping'))
     .description('ask agents to answer; shows each round trip as the server measured it')
@@ -86,5 +86,11 @@ export function registerOrderVerbs(program: Command, context: CliContext): void 
       const follow = Boolean(options.follow);
       await send(logs, context, { verb: 'logs', source: options.hook === undefined ? 'agent' : 'hook', ...(configuration === undefined ? {} : { configuration }), lines, follow }, follow);
     });
+  const restart = orderCommand(program.command('restart'))
+    .description("restart a configuration's service on the agents (graceful stop, then start of the same release)")
+    .requiredOption('--name <configuration>', 'the configuration whose service to restart')
+    .action(async (options: { name: string }) => send(restart, context, { verb: 'restart', configuration: options.name }));
+  examples(restart, ['strata restart --name web --selector role=web', 'strata restart --name web --hosts web-1 --batch 1']);
+
   examples(logs, ['strata logs --hosts web-1 --lines 50', 'strata logs --group web --hook site', 'strata logs --selector role=web --follow']);
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { printJson, println, type CliContext } from '../context.ts';
 import { table } from '../table.ts';
-import type { ConfigurationStatusView } from './fleet-views.ts';
+import { serviceText, type ConfigurationStatusView } from './fleet-views.ts';
 import { examples, remoteCommand, segment, withApi } from './shared.ts';
 
 /** Registers `status`. */
@@ -17,11 +17,12 @@ export function registerStatus(program: Command, context: CliContext): void {
         println(context.stdout, `${status.configuration} revision ${status.revision}: ${status.upToDate}/${status.agents} agents deployed, ${status.failed} failed, ${status.online} online`);
         if (status.rows.length === 0) return;
         println(context.stdout);
+        const services = status.rows.some((r) => r.service);
         const rows = status.rows.map((r) => [
-          r.agent, r.online ? 'yes' : 'no', r.currentRevision === undefined ? '-' : String(r.currentRevision), r.phase,
+          r.agent, r.online ? 'yes' : 'no', r.currentRevision === undefined ? '-' : String(r.currentRevision), r.phase, ...(services ? [serviceText(r.service)] : []),
           r.error ? `${r.error.message}${r.hookExitCode === undefined || r.hookExitCode === null ? '' : ` (exit ${r.hookExitCode})`}` : '',
         ]);
-        context.stdout.write(table(['AGENT', 'ONLINE', 'CURRENT', 'PHASE', 'MESSAGE'], rows));
+        context.stdout.write(table(['AGENT', 'ONLINE', 'CURRENT', 'PHASE', ...(services ? ['SERVICE'] : []), 'MESSAGE'], rows));
       });
     });
   examples(command, ['strata status --name site', 'strata status --name site --json']);

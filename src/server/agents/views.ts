@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { PHASES, type ConfigStatus } from '../../protocol/agent.ts';
+import { PHASES, ServiceStatusSchema, type ConfigStatus } from '../../protocol/agent.ts';
 import type { AgentRecord, Configuration } from '../../store/contract.ts';
 import type { PresenceInfo } from './presence.ts';
 import { statusesOf } from './status.ts';
@@ -27,6 +27,8 @@ export const AgentConfigViewSchema = z.object({
   upToDate: z.boolean(),
   error: ErrorSchema.optional(),
   hookExitCode: z.number().int().nullable().optional(),
+  /** The service's state as the agent last reported it. */
+  service: ServiceStatusSchema.optional(),
   at: z.string().optional(),
 });
 /** One configuration of one agent. */
@@ -86,6 +88,7 @@ export function configView(name: string, configuration: Configuration | undefine
     ...(status?.currentId === undefined ? {} : { currentId: status.currentId }),
     ...(status?.error ? { error: status.error } : {}),
     ...(status?.hookExitCode === undefined ? {} : { hookExitCode: status.hookExitCode }),
+    ...(status?.service ? { service: status.service } : {}),
     ...(status ? { at: status.at } : {}),
   };
 }
