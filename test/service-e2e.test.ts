@@ -123,11 +123,24 @@ describe('services deployed by a real agent', () => {
     assert.equal(await agent.stop('SIGTERM'), 0);
     assert.equal(await answer(), '200 v1');
     process.kill(pid, 0);
-    agent = startAgent({ server, dir: dir(), args: [] });
+    agent = startAgent({ server, dir: dir(), args: ['--metrics-interval', '1s'] });
     await waitFor('re-adopted and reported', async () => {
       const service = (await siteView())?.service;
       return service?.state === 'running' && service.pid === pid && agent.logs().includes('adopted the running service');
     }, 30_000);
+  });
+
+  it("reports the adopted service's memory and restarts in the agent's metrics", async () => {
+    type Summary = { services: { name: string; state: string; rss?: number; cpu?: number; restarts: number }[] };
+    const service = await waitFor('the service in a metrics summary', async () => {
+      const result = await runStrata(['agents', 'show', 'web-1', '--metrics', '--json'], server.env);
+      const history = (JSON.parse(result.stdout) as { metrics: { history: Summary[] } }).metrics.history;
+      return history.at(-1)?.services.find((s) => s.name === 'site' && s.rss !== undefined);
+    }, 30_000);
+    assert.equal(service.state, 'running');
+    assert.equal(service.restarts, (await siteView())!.service!.restarts);
+    // The service is a shell script serving HTTP: more than a megabyte, less than a gigabyte.
+    assert.ok(service.rss! > 1024 * 1024 && service.rss! < 1024 ** 3, `rss ${service.rss}`);
   });
 
   it('fails a release whose service cannot run from it before stopping anything', async () => {
