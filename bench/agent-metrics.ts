@@ -2,13 +2,15 @@
  * Agent metrics overhead. Part one, in this process: what one sample costs (wall and CPU time,
  * summary and exposition sizes) with one stand-in service process to watch, and what that is at
  * the default 10 s interval. Part two: two real agents idle side by side for `--idle-s` (default
- * 300, the issue's 5 minutes) — one with the local endpoint on and scraped every 15 s like
+ * 300, the issue's 5 minutes), each supervising one service (a configuration `svc` whose service
+ * is a shell script that sleeps) — one with the local endpoint on and scraped every 15 s like
  * Prometheus would, one with it off (both sample every 10 s and send summaries) — their RSS and
  * CPU share. Target (issue 5): RSS ≤ 70 MB and CPU ≤ 1% of a core with metrics on.
  * Run with `npm run bench:agent-metrics` (or `node bench/agent-metrics.ts --idle-s 60`).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,7 +23,7 @@ import { prometheusText } from '../src/agent/metrics/exposition.ts';
 import { describeMachine } from './lib/machine.ts';
 import { readProc, running } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
-import { pollUntil, spawnAgent, stopAll, type AgentProcess } from './lib/strata.ts';
+import { agentArgv, apiGet, pollUntil, spawnAgent, stopAll, strataJson, type AgentProcess, type RolloutStatus } from './lib/strata.ts';
 import { onInterrupt } from './lib/interrupt.ts';
 
 const TARGET_RSS = 70 * 1000 * 1000;
@@ -48,6 +50,29 @@ function scrape(port: number): Promise<number> {
       this.destroy(new Error('scrape timed out'));
     });
   });
+}
+
+/** Pushes `svc`: a release whose service is a shell script that sleeps, supervised by each agent. */
+async function addServiceConfiguration(server: TestServer, root: string): Promise<void> {
+  const tree = path.join(root, 'svc-tree');
+  mkdirSync(tree);
+  writeFileSync(path.join(tree, 'run.sh'), '#!/bin/sh\nexec sleep 3600\n');
+  chmodSync(path.join(tree, 'run.sh'), 0o755);
+  const spec = path.join(root, 'svc.toml');
+  writeFileSync(spec, 'command = "run.sh"\n[stop]\ngrace = "2s"\n');
+  await strataJson(server, ['push', tree, '--name', 'svc', '--version', 'v1']);
+  await strataJson(server, ['addconf', '--name', 'svc', '--layer', 'svc:v1', '--service', spec]);
+}
+
+/** Stops the services the agents left running (they outlive their agent on purpose). */
+function stopServices(root: string, names: string[]): void {
+  for (const name of names) {
+    try {
+      execFileSync(process.execPath, agentArgv([], ['stop-services', '--dir', path.join(root, name)]), { stdio: 'ignore', timeout: 30_000 });
+    } catch {
+      // Never deployed, or already stopped.
+    }
+  }
 }
 
 /** Part one: the cost of one sample in this process. */
@@ -94,11 +119,15 @@ async function idle(server: TestServer, root: string, idleSeconds: number, agent
     { name: 'endpoint-off', extra: [] },
   ];
   const started = variants.map((v) => {
-    const agent = spawnAgent({ name: v.name, dir: path.join(root, v.name), args: ['--server', server.url, '--join-token', joinToken, '--name', v.name, '--log-level', 'info', ...v.extra] });
+    const agent = spawnAgent({ name: v.name, dir: path.join(root, v.name), args: ['--server', server.url, '--join-token', joinToken, '--name', v.name, '--track', 'svc', '--log-level', 'info', ...v.extra] });
     agents.push(agent);
     return agent;
   });
   await pollUntil('the endpoint answering', async () => (await scrape(port).catch(() => 0)) > 0 || undefined, 30_000, 250);
+  await pollUntil('both agents running their service', async () => {
+    const status = await apiGet<RolloutStatus>(server, '/v1/configurations/svc/status');
+    return status.upToDate >= started.length ? status : undefined;
+  }, 60_000, 250);
   // Let start-up settle (enrolment, first samples, the first summaries sent) before measuring.
   await new Promise((resolve) => setTimeout(resolve, 15_000));
   const first = started.map((a) => readProc(a.child.pid!)!);
@@ -132,6 +161,7 @@ async function main(): Promise<void> {
   const cleanUp = (): Promise<void> => {
     cleaning ??= (async () => {
       await stopAll([...agents.map((agent) => agent.child), ...running], 10_000);
+      stopServices(root, ['endpoint-on', 'endpoint-off']);
       await server?.stop();
       rmSync(root, { recursive: true, force: true });
     })();
@@ -147,6 +177,7 @@ async function main(): Promise<void> {
     ])}\n`);
     console.log(`two agents idle for ${idleSeconds} s (metrics every 10 s; one endpoint scraped every 15 s) …`);
     server = await startServer(path.join(root, 'data'));
+    await addServiceConfiguration(server, root);
     const results = await idle(server, root, idleSeconds, agents);
     const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
     console.log(`\n${table([
