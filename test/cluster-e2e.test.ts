@@ -80,7 +80,7 @@ describe('server replicas as real processes on one NATS', () => {
     await ok(a, ['addconf', '--name', 'site', '--layer', 'code:v1']);
     const token = await joinToken(a);
     for (const name of ['w1', 'w2']) {
-      agents.push(startAgent({ dir: path.join(root, name), name, token, args: ['--server', `${b.url},${a.url}`, '--track', 'site'] }));
+      agents.push(startAgent({ dir: path.join(root, name), name, token, args: ['--server', `${b.url},${a.url}`, '--track', 'site', '--metrics-interval', '1s'] }));
     }
     for (const name of ['w1', 'w2']) {
       await waitFor(`${name} deployed`, async () => (await agentRecord(a, name)).configurations?.[0]?.phase === 'deployed', 30_000);
@@ -100,6 +100,20 @@ describe('server replicas as real processes on one NATS', () => {
     const took = Date.now() - changedAt;
     t.diagnostic(`changeconf through A deployed on an agent held by B in ${took} ms`);
     assert.ok(took < 2000, `the change reached an agent on B after ${took} ms`);
+  });
+
+  it('strata top through A shows the metrics of agents held by B', async () => {
+    type Top = { agents: { name: string; online: boolean; metrics: { mem: { total: number } } | null }[] };
+    const top = await waitFor('both agents with metrics in A\'s top', async () => {
+      const shown = JSON.parse(await ok(a, ['top', '--once', '--json'])) as Top;
+      return shown.agents.filter((row) => row.metrics !== null).length === 2 ? shown : undefined;
+    }, 15_000);
+    for (const row of top.agents) {
+      assert.equal(row.online, true);
+      assert.ok(row.metrics!.mem.total > 0);
+    }
+    const history = JSON.parse(await ok(a, ['agents', 'show', 'w1', '--metrics', '--json'])) as { metrics: { history: unknown[] } };
+    assert.ok(history.metrics.history.length >= 1);
   });
 
   it('kill -9 of B: its agents reconnect to A, orders reach them, and no stale presence remains', async (t) => {

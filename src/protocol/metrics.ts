@@ -55,7 +55,7 @@ export type MetricsSummary = z.infer<typeof MetricsSummarySchema>;
 export const AgentMetricsSchema = z.object({
   agent: z.string(),
   online: z.boolean(),
-  /** How many summaries the server keeps per agent now (in memory, per server process; fewer in a large fleet). */
+  /** How many summaries the server keeps per agent now (in memory, shared by the replicas; fewer in a large fleet). */
   keep: z.number().int(),
   history: z.array(MetricsSummarySchema),
 });

@@ -18,6 +18,7 @@ import { LocalBus, type BusHandlers, type ClusterBus, type ClusterEvent } from '
 import { OrderRouter } from '../orders/order-router.ts';
 import type { OrderChannels } from '../orders/dispatch.ts';
 import { MetricsHistory } from '../metrics/history.ts';
+import type { MetricsSummary } from '../../protocol/metrics.ts';
 
 /** Receives the replies to one order, and hears when an agent's channel closes. */
 export interface OrderListener {
@@ -39,7 +40,7 @@ export const DEFAULT_CHANNEL_TIMING: ChannelTiming = { pingIntervalMs: 15_000, s
 /** Connected agent sessions of this process and what they are sent. */
 export class FleetHub implements OrderChannels {
   readonly presence: Presence;
-  /** Recent metrics summaries of the agents connected to this process (in memory, per replica). */
+  /** Recent metrics summaries of the fleet: of the agents held here, and those other replicas share (in memory). */
   readonly metrics = new MetricsHistory();
   /** The bus to the other replicas (a LocalBus in a single server). */
   readonly bus: ClusterBus;
@@ -125,7 +126,7 @@ export class FleetHub implements OrderChannels {
       onStatus: (s, report) => this.status(s, report),
       onOrderReply: (s, reply) => this.router.fromAgent(s.agent, reply),
       onHeard: (s) => this.presence.heartbeat(s.agent, s.id),
-      onMetrics: (s, summary) => this.metrics.record(s.agent, summary),
+      onMetrics: (s, summary) => this.recordMetrics(s.agent, summary),
       onClose: (s) => this.detach(s),
     }, this.log);
     const older = this.sessions.get(record.name);
@@ -232,8 +233,14 @@ export class FleetHub implements OrderChannels {
     };
   }
 
+  /** Keeps a summary from an agent held here, and shares it with the other replicas (their `strata top`). */
+  private recordMetrics(agent: string, summary: MetricsSummary): void {
+    if (this.metrics.record(agent, summary) && this.bus.peers().length > 0) this.bus.broadcast({ type: 'metrics', name: agent, summary });
+  }
+
   /** Applies a change another replica made to the agents held here. */
   private clusterEvent(event: ClusterEvent): void {
+    if (event.type === 'metrics') return void this.metrics.record(event.name, event.summary);
     if (event.type === 'revoke') return this.closeRevoked(event.name);
     if (event.type === 'agent') return this.applyAgentChange(event);
     this.reloadAssignments().catch((error: unknown) => this.log.error({ err: error }, 'reloading assignments after another replica changed them failed'));

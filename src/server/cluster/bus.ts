@@ -16,6 +16,7 @@
  *   apply to the agents it holds.
  */
 import { randomBytes } from 'node:crypto';
+import type { MetricsSummary } from '../../protocol/metrics.ts';
 import type { AgentOrder } from '../../protocol/orders.ts';
 import type { OrderReply } from '../channel/session.ts';
 
@@ -31,7 +32,9 @@ export type AgentCommand = { type: 'order'; order: AgentOrder } | { type: 'order
 export type ClusterEvent =
   | { type: 'assignments' }
   | { type: 'agent'; name: string; labels: Record<string, string>; tracks: string[] }
-  | { type: 'revoke'; name: string };
+  | { type: 'revoke'; name: string }
+  /** A metrics summary an agent held elsewhere sent, so `strata top` on any replica sees the whole fleet. */
+  | { type: 'metrics'; name: string; summary: MetricsSummary };
 
 /** Which other replica holds an agent's newest session. */
 export interface RemoteHolder {

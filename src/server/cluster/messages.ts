@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import { AgentOrderSchema, HostResultSchema } from '../../protocol/orders.ts';
 import { CHANNEL_VERSION } from '../../protocol/agent.ts';
+import { MetricsSummarySchema } from '../../protocol/metrics.ts';
 
 /** The wire version of these messages; a replica ignores messages of another version. */
 export const BUS_VERSION = 1;
@@ -57,6 +58,7 @@ export const EventSchema = z.object({
     z.object({ type: z.literal('assignments') }),
     z.object({ type: z.literal('agent'), name: AgentName, labels: z.record(z.string(), z.string()), tracks: z.array(z.string()) }),
     z.object({ type: z.literal('revoke'), name: AgentName }),
+    z.object({ type: z.literal('metrics'), name: AgentName, summary: MetricsSummarySchema }),
   ]),
 });
 

@@ -1,6 +1,6 @@
 /**
- * The fleet's vital signs, from the summaries agents send on their channels (kept in memory per
- * server process, `src/server/metrics/history.ts`): one agent's recent history, and the latest
+ * The fleet's vital signs, from the summaries agents send on their channels (kept in memory by
+ * every server replica, `src/server/metrics/history.ts`): one agent's recent history, and the latest
  * summary of every agent with its labels, presence and each configuration's phase (`strata top`).
  */
 import { z } from 'zod';
@@ -23,7 +23,7 @@ export function registerAgentMetricsRoutes(app: App, { store, hub }: RouteContex
     config: { access: 'viewer' },
     schema: {
       summary: "One agent's recent metrics summaries, oldest first",
-      description: 'Kept in memory by the server process the agent is connected to (the last `keep` summaries); empty after a restart until the agent sends its next one.',
+      description: 'Kept in memory by every server replica (the last `keep` summaries; the replica the agent is connected to shares them); empty after a restart until the agent sends its next one.',
       params: AgentParams, response: { 200: AgentMetricsSchema },
     },
   }, async (request) => {
