@@ -422,8 +422,8 @@ describe('agent faults against a real server', () => {
     assert.ok(alive(running.process));
 
     await push('notyet', 'v1', { 'n.txt': 'here now' });
-    const started = Date.now();
     await ok(['addconf', '--name', 'notyet', '--layer', 'notyet:v1']);
+    const started = Date.now();
     assert.equal(await waitFor('deployed after addconf', () => read(path.join(dir, 'notyet', 'current', 'n.txt')), 5_000, 20), 'here now');
     const elapsed = Date.now() - started;
     assert.ok(elapsed < 5_000, `pushed to the agent within seconds (${elapsed} ms)`);

