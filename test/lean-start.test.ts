@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { ROOT } from './helpers/strata-server.ts';
+import { CLI, ROOT } from './helpers/strata-server.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
 interface Report {
@@ -71,5 +71,31 @@ describe('lean start', () => {
     const [kept] = run(file, ['serve'], { MALLOC_ARENA_MAX: '4' }) as [Report];
     assert.equal(kept.env.MALLOC_ARENA_MAX, '4');
     assert.ok(kept.execArgv.includes('--max-semi-space-size=1'));
+  });
+
+  it('keeps the compile cache in a directory only this user controls, and runs without one elsewhere', async (t) => {
+    const home = await tempDir(t, 'strata-lean-home-');
+    chmodSync(home, 0o700);
+    execFileSync(process.execPath, [CLI, '--version'], { env: { PATH: process.env['PATH'] ?? '', HOME: home }, timeout: 30_000 });
+    const cache = path.join(home, '.cache', 'strata', 'compile-cache');
+    assert.equal(statSync(cache).mode & 0o777, 0o700);
+    assert.ok(readdirSync(cache).length > 0, 'the cache was written');
+
+    // A directory others may write to (as the shared temp directory is) is never used: Node runs what the cache holds.
+    const shared = await tempDir(t, 'strata-lean-shared-');
+    const planted = path.join(shared, 'cache');
+    mkdirSync(planted);
+    chmodSync(planted, 0o777);
+    execFileSync(process.execPath, [CLI, '--version'], { env: { PATH: process.env['PATH'] ?? '', HOME: home, STRATA_COMPILE_CACHE: planted }, timeout: 30_000 });
+    assert.deepEqual(readdirSync(planted), [], 'nothing was read from or written to a world-writable cache');
+
+    // Nor one another user made, however private (the attack: pre-create the cache as someone else).
+    if (process.getuid?.() === 0) {
+      const foreign = path.join(shared, 'foreign');
+      mkdirSync(foreign, { mode: 0o700 });
+      chownSync(foreign, 65534, 65534);
+      execFileSync(process.execPath, [CLI, '--version'], { env: { PATH: process.env['PATH'] ?? '', HOME: home, STRATA_COMPILE_CACHE: foreign }, timeout: 30_000 });
+      assert.deepEqual(readdirSync(foreign), [], 'a cache directory owned by another user is not used');
+    }
   });
 });
