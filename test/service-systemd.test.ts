@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { quoteUnitWord, SystemdDriver, unitText } from '../src/agent/service/systemd.ts';
+import { ServiceSpecSchema } from '../src/protocol/service.ts';
 import { access, readFile } from 'node:fs/promises';
 import { createLogger } from '../src/lib/logger.ts';
 import { ServiceSlot, systemdRunning } from '../src/agent/service/service-slot.ts';
@@ -70,6 +71,19 @@ test('unit words are quoted the way systemd reads them: no shell, no specifier o
   assert.equal(quoteUnitWord('say "hi"\\'), '"say \\"hi\\"\\\\"');
   assert.equal(quoteUnitWord('50%'), '50%%');
   assert.equal(quoteUnitWord(''), '""');
+});
+
+test('no value can end a unit line: control characters are refused by the spec and by the quoting', () => {
+  // systemd ends a line at LF, CR and NUL: `a\rExecStartPre=+/bin/sh …` would run as root outside the sandbox.
+  for (const bad of ['a\rExecStartPre=+/bin/sh -c id', 'a\nb', 'a\0b']) {
+    assert.throws(() => quoteUnitWord(bad), /control character/);
+    const args = ServiceSpecSchema.safeParse({ command: 'run.sh', args: [bad] });
+    assert.equal(args.success, false);
+    assert.match(args.error!.issues[0]!.message, /control characters/);
+    assert.equal(ServiceSpecSchema.safeParse({ command: 'run.sh', env: { X: bad } }).success, false);
+    assert.equal(ServiceSpecSchema.safeParse({ command: bad }).success, false);
+  }
+  assert.equal(ServiceSpecSchema.safeParse({ command: 'run.sh', args: ['a\tb'], env: { X: 'tab\tok' } }).success, true, 'a tab is fine');
 });
 
 test('the driver runs systemctl with argv and reads show output', async () => {

@@ -25,12 +25,18 @@ function checked(parse: (text: string) => unknown) {
 const durationText = checked(parseDuration);
 const sizeText = checked(parseSize);
 
-/** A path inside the release: relative, no `..` component, no NUL. */
+/** Control characters other than tab: a value with one could end a line of a generated systemd unit. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Text that goes into an argv, the environment or a unit file: no control characters. */
+const plainText = (max: number) => z.string().max(max).refine((text) => !CONTROL.test(text), { message: 'must not contain control characters (newline, carriage return, NUL, …)' });
+
+/** A path inside the release: relative, no `..` component, no control characters. */
 const releasePath = z
   .string()
   .min(1)
   .max(4096)
-  .refine((text) => !text.startsWith('/') && !text.split('/').includes('..') && !text.includes('\0'), {
+  .refine((text) => !CONTROL.test(text), { message: 'must not contain control characters (newline, carriage return, NUL, …)' })
+  .refine((text) => !text.startsWith('/') && !text.split('/').includes('..'), {
     message: 'must be a path inside the release: relative, without ".."',
   });
 
@@ -45,7 +51,7 @@ export const HealthCheckSchema = z
     /** TCP connect to this port (on `host`, default 127.0.0.1). */
     tcp: z.object({ port: z.number().int().min(1).max(65535), host: z.string().min(1).default('127.0.0.1') }).optional(),
     /** A command run from the release (argv, no shell); healthy on exit status 0. */
-    command: z.array(z.string()).min(1).optional(),
+    command: z.array(plainText(65536)).min(1).optional(),
     /** Time between checks. */
     interval: durationText.default('5s'),
     /** One check failing to answer within this counts as a failure. */
@@ -67,13 +73,13 @@ export const ServiceSpecSchema = z
     runtime: z.enum(['process', 'systemd']).default('process'),
     /** The program, relative to the release root. */
     command: releasePath,
-    args: z.array(z.string().max(65536)).max(1024).default([]),
+    args: z.array(plainText(65536)).max(1024).default([]),
     /** Extra environment; the service also gets PATH, HOME, LANG and STRATA_* variables. */
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and _'), z.string()).default({}),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and _'), plainText(65536)).default({}),
     /** Working directory, relative to the release root (default: the root). */
     workdir: releasePath.optional(),
     /** User to run as (name or uid); the agent must be root to switch. */
-    user: z.string().min(1).max(64).optional(),
+    user: plainText(64).min(1).optional(),
     restart: z
       .object({
         policy: z.enum(['always', 'on-failure', 'never']).default('always'),

@@ -14,10 +14,18 @@ export function unitName(configuration: string): string {
   return `strata-${configuration}.service`;
 }
 
-/** Quotes one word for a unit file's ExecStart= and Environment= (systemd's own quoting, not a shell's). */
+/** Control characters: systemd ends a unit file's line at CR and NUL as well as LF, so none may reach it. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * Quotes one word for a unit file's ExecStart= and Environment= (systemd's own quoting, not a
+ * shell's). Throws on a control character rather than let a value end the line and inject a
+ * directive (the spec schema refuses them already; this is the second line of defence).
+ */
 export function quoteUnitWord(word: string): string {
+  if (CONTROL.test(word)) throw new Error(`a control character in ${JSON.stringify(word)} cannot go into a unit file`);
   if (word !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word.replaceAll('%', '%%');
-  return `"${word.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n').replaceAll('%', '%%').replaceAll('$', () => '$$')}"`;
+  return `"${word.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('%', '%%').replaceAll('$', () => '$$')}"`;
 }
 
 /** systemd's Restart= for a restart policy. */
