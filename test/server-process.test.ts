@@ -10,7 +10,10 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { once } from 'node:events';
+import net from 'node:net';
 import { runStrata, startServer } from './helpers/strata-server.ts';
+import { makeKey } from './helpers/ssh.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
 const exec = promisify(execFile);
@@ -52,6 +55,27 @@ describe('strata server process', () => {
       assert.match(result.stderr, pattern);
       assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
     }
+  });
+
+  it('exits when a later start-up step fails, instead of listening half-started', async (t) => {
+    const root = await tempDir(t);
+    const keys = path.join(root, 'keys');
+    await mkdir(keys);
+    const operator = await makeKey(keys, 'operator');
+    const agent = await makeKey(keys, 'agent');
+    await writeFile(path.join(root, 'operator.keys'), `${operator.publicLine}\n`);
+    await writeFile(path.join(root, 'agent.keys'), `${agent.publicLine}\n`);
+    // The SSH port is taken: the HTTP API already listens when the SSH front fails to bind.
+    const taken = net.createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const sshPort = (taken.address() as net.AddressInfo).port;
+    const started = Date.now();
+    const result = await runStrata(['server', '--data', path.join(root, 'data'), '--listen', '127.0.0.1:0',
+      '--ssh-listen', `127.0.0.1:${sshPort}`, '--ssh-operator-keys', path.join(root, 'operator.keys'), '--ssh-agent-keys', path.join(root, 'agent.keys')]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /EADDRINUSE|in use/);
+    assert.ok(Date.now() - started < 20_000, 'it exited promptly');
   });
 
   it('answers INSUFFICIENT_STORAGE when the disk fills during an upload, and leaves no partial file', async (t) => {

@@ -49,6 +49,16 @@ export async function storeOptions(config: ServerConfig, dataDir: string): Promi
   };
 }
 
+/** Runs the start-up steps; if one fails, runs the shutdown steps registered so far, then rethrows. */
+async function startedOrStopped<T>(lifecycle: Lifecycle, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    await lifecycle.shutdown('start-up failed');
+    throw error;
+  }
+}
+
 /** True when the file exists. */
 async function fileExists(file: string): Promise<boolean> {
   return access(file).then(() => true, () => false);
@@ -67,39 +77,45 @@ export async function runServer(config: ServerConfig, io: { stdout: NodeJS.Writa
   const store = await createStore(options);
   lifecycle.onShutdown(() => store.close());
 
-  const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'), store);
-  // The bus uses the store's NATS servers and credentials; shut down after the app (its hub closes it).
-  const cluster = await createClusterBus(options.kind === 'nats' ? { nats: options } : {}, logger);
-  const replica = cluster.replica;
-  const limits = { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } };
-  const app = await buildApp({
-    store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic, limits, cluster,
-    ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
+  // Anything that fails from here on (a port taken, NATS away, a bad host key) stops what already
+  // started, so the process exits instead of listening half-started.
+  const { tls, url, replica, cluster, ssh, firstStart } = await startedOrStopped(lifecycle, async () => {
+    const tls = config.insecureHttp ? undefined : await ensureServerTls(dataDir, [config.listen.host, ...config.tlsSan].filter((h) => h !== '0.0.0.0' && h !== '::'), store);
+    // The bus uses the store's NATS servers and credentials; shut down after the app (its hub closes it).
+    const cluster = await createClusterBus(options.kind === 'nats' ? { nats: options } : {}, logger);
+    lifecycle.onShutdown(() => cluster.close()); // after the app (cleanups run in reverse); a second close does nothing
+    const replica = cluster.replica;
+    const limits = { maxUploadBytes: config.maxUpload, maxJsonBytes: config.maxJson, archive: { maxEntries: config.maxArchiveEntries, maxUnpackedBytes: config.maxUnpacked } };
+    const app = await buildApp({
+      store, logger, version: STRATA_VERSION, metricsPublic: config.metricsPublic, limits, cluster,
+      ...(tls ? { caFingerprint: tls.fingerprint, https: { key: tls.key, cert: tls.cert } } : {}),
+    });
+    lifecycle.onShutdown(() => app.close());
+    await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.listen.port;
+    const url = clientUrl(tls ? 'https' : 'http', config.listen.host, port);
+
+    let ssh: SshFront | undefined;
+    if (config.sshListen && sshKeys) {
+      ssh = await startSshFront({
+        host: config.sshListen.host, port: config.sshListen.port,
+        operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys!,
+        handshakeTimeoutMs: config.sshHandshakeTimeout, deadlineMs: config.sshDeadline, maxConnections: config.sshMaxSessions,
+      }, sshKeys, { registry: new Registry(store), limits, logger, dataDir });
+      lifecycle.onShutdown(() => ssh!.close());
+    }
+
+    const { firstStart } = await bootstrap(store, { dataDir, serverUrl: url, ...(tls ? { caFingerprint: tls.fingerprint } : {}) });
+    const retention = setInterval(() => {
+      applyRetention(store, { maxVersions: config.maxVersions, graceMs: config.uploadGrace })
+        .then((report) => logger.info({ report }, 'retention ran'))
+        .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
+    }, config.retentionInterval);
+    retention.unref();
+    lifecycle.onShutdown(async () => clearInterval(retention));
+    return { tls, url, replica, cluster, ssh, firstStart };
   });
-  lifecycle.onShutdown(() => app.close());
-  await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.listen.port;
-  const url = clientUrl(tls ? 'https' : 'http', config.listen.host, port);
-
-  let ssh: SshFront | undefined;
-  if (config.sshListen && sshKeys) {
-    ssh = await startSshFront({
-      host: config.sshListen.host, port: config.sshListen.port,
-      operatorKeysFile: config.sshOperatorKeys!, agentKeysFile: config.sshAgentKeys!,
-      handshakeTimeoutMs: config.sshHandshakeTimeout, deadlineMs: config.sshDeadline, maxConnections: config.sshMaxSessions,
-    }, sshKeys, { registry: new Registry(store), limits, logger, dataDir });
-    lifecycle.onShutdown(() => ssh!.close());
-  }
-
-  const { firstStart } = await bootstrap(store, { dataDir, serverUrl: url, ...(tls ? { caFingerprint: tls.fingerprint } : {}) });
-  const retention = setInterval(() => {
-    applyRetention(store, { maxVersions: config.maxVersions, graceMs: config.uploadGrace })
-      .then((report) => logger.info({ report }, 'retention ran'))
-      .catch((error: unknown) => logger.error({ err: error }, 'retention failed'));
-  }, config.retentionInterval);
-  retention.unref();
-  lifecycle.onShutdown(async () => clearInterval(retention));
   lifecycle.transition('running');
   logger.info({ url, store: store.kind, dataDir, caFingerprint: tls?.fingerprint, replica, cluster: cluster.kind }, 'server listening');
 
