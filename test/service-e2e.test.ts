@@ -165,6 +165,11 @@ describe('services deployed by a real agent', () => {
     const oldTarget = await readlink(path.join(dir(), 'site', 'current'));
     await pushApp('v2', 500);
     await ok(['changeconf', '--name', 'site', '--component', 'app', '--version', 'v2']);
+    // While the deploy waits for the new service to become healthy, a restart order is refused, not interleaved.
+    await waitFor('the deploy in its service phase', async () => (await siteView())?.phase === 'service', 20_000, 20);
+    const busy = await runStrata(['restart', '--name', 'site', '--hosts', 'web-1', '--json'], server.env);
+    assert.notEqual(busy.code, 0);
+    assert.match(busy.stdout, /"code":\s*"BUSY"/, busy.stdout);
     const view = await waitFor('failed and rolled back', async () => {
       const site = await siteView();
       return site?.phase === 'failed' && site.service?.state === 'running' ? site : undefined;

@@ -25,6 +25,7 @@ import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
 import type { ServiceOrigin } from './service/supervisor.ts';
 import type { ServiceStatus } from '../protocol/agent.ts';
+import { ORDER_CODES } from '../protocol/orders.ts';
 import { writeLastHookLog } from './orders/last-hook-log.ts';
 
 /** Settings shared by every worker of an agent. */
@@ -88,6 +89,9 @@ export function retryDelay(failures: number, baseMs: number, capMs: number, rand
 export class ConfigWorker {
   readonly name: string;
   readonly confDir: string;
+  /** Steps and service restarts run one at a time (see `exclusive`). */
+  private lock: Promise<void> = Promise.resolve();
+  private stepping = false;
   private readonly settings: WorkerSettings;
   private desired: Configuration | undefined;
   private missing = false;
@@ -169,7 +173,8 @@ export class ConfigWorker {
   private async run(): Promise<void> {
     while (!this.stopped) {
       this.dirty = false;
-      const delay = await this.step();
+      this.stepping = true;
+      const delay = await this.exclusive(() => this.step()).finally(() => (this.stepping = false));
       if (this.stopped) break;
       if (this.dirty || delay === 0) continue;
       await new Promise<void>((resolve) => {
@@ -321,7 +326,17 @@ export class ConfigWorker {
 
   /** Restarts this configuration's service (the `restart` order). */
   restartService(): Promise<ServiceStatus> {
-    return this.service.restart();
+    // A restart racing the deploy's own service phase could start a second instance or make a
+    // healthy release look failed: while a step runs, the order is refused rather than queued.
+    if (this.stepping) return Promise.reject(Object.assign(new Error(`configuration ${this.name} is being deployed; restart it once the deploy is done`), { orderCode: ORDER_CODES.BUSY }));
+    return this.exclusive(() => this.service.restart());
+  }
+
+  /** Runs `work` after whatever step or restart is running (one at a time per configuration). */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(work, work);
+    this.lock = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   private async runHook(desired: Configuration, newRoot: string, oldId: string | undefined): Promise<{ output: string; exitCode: number | null }> {

@@ -62,4 +62,6 @@ export const ORDER_CODES = {
   SPAWN_FAILED: 'SPAWN_FAILED',
   UNSUPPORTED: 'UNSUPPORTED',
   NO_SERVICE: 'NO_SERVICE',
+  /** The agent is busy with something that must not overlap (a restart during the deploy of that configuration). */
+  BUSY: 'BUSY',
 } as const;

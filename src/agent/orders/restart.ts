@@ -10,6 +10,6 @@ export async function restartOrder(args: Extract<OrderArgs, { verb: 'restart' }>
     const ok = service.pid !== undefined;
     return { ok, code: ok ? ORDER_CODES.OK : 'RESTART_FAILED', message: ok ? `restarted ${args.configuration} (pid ${service.pid}, ${service.restarts} restart${service.restarts === 1 ? '' : 's'})` : `${args.configuration} did not start again`, content: service };
   } catch (error) {
-    return { ok: false, code: ORDER_CODES.NO_SERVICE, message: (error as Error).message };
+    return { ok: false, code: (error as { orderCode?: string }).orderCode ?? ORDER_CODES.NO_SERVICE, message: (error as Error).message };
   }
 }

@@ -443,6 +443,7 @@ export class ProcessSupervisor {
   async restart(): Promise<ServiceInfo> {
     if (!this.service || !this.origin) throw new Error(`configuration ${this.configuration} has no service to restart`);
     await this.stop();
+    if (this.pid !== undefined) throw new Error(`service ${this.configuration} did not stop (pid ${this.pid}); not starting a second instance`);
     this.restarts += 1;
     this.consecutive = 0;
     await this.spawnNow();
