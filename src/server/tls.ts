@@ -10,10 +10,11 @@
  * Without a store (tests) the CA stays in `<dataDir>/tls/` only.
  */
 import { X509Certificate, createPrivateKey, randomBytes, type webcrypto } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { certificateFingerprint } from '../lib/fingerprint.ts';
 import type { Store } from '../store/contract.ts';
 
@@ -285,30 +286,5 @@ async function readOptional(path: string): Promise<string | undefined> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-/** Writes a file so that a crash leaves either the old content or the new, never a torn file. */
-async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const file = await open(temp, 'wx', mode);
-    try {
-      await file.writeFile(data);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  // The rename is only durable once the directory entry is.
-  const directory = await open(dirname(path), 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
   }
 }
