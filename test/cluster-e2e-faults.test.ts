@@ -91,7 +91,15 @@ describe('replicas and agents through NATS failures', () => {
     assert.ok(Date.now() - changedAt < 30_000);
     assert.equal(a.process.exitCode, null, 'replica A kept running');
     assert.equal(b.process.exitCode, null, 'replica B kept running');
-    const pinged = JSON.parse(await ok(a, ['ping', '--all', '--json'])) as Record<string, { ok: boolean }>;
+    // While JetStream settles, a request may still meet STORE_UNAVAILABLE (503, retryable): retry it as a client would.
+    const pinged = await waitFor('an order through A to reach the agent again', async () => {
+      const result = await runStrata(['ping', '--all', '--json'], a.env);
+      if (result.code !== 0) {
+        assert.match(result.stderr, /STORE_UNAVAILABLE|briefly unreachable|not connected/, result.stderr);
+        return undefined;
+      }
+      return JSON.parse(result.stdout) as Record<string, { ok: boolean }>;
+    }, 30_000, 500);
     assert.equal(pinged['edge-1']?.ok, true, 'an order through A reaches the agent again');
   });
 });
