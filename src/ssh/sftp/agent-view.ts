@@ -200,6 +200,10 @@ export function serveAgentView(sftp: SFTPWrapper, deps: { store: Store; logger: 
     reads = reads.then(async () => {
       try {
         if (await roomToSend(sftp)) await answerRead(reqid, open, offset, length);
+      } catch (error) {
+        // Never leave the chain rejected: every later READ would go unanswered.
+        deps.logger.warn({ err: error }, 'ssh agent sftp read failed');
+        sftp.status(reqid, STATUS.FAILURE, (error as Error).message);
       } finally {
         readsWaiting -= 1;
       }
