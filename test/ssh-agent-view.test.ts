@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomArchive, startSshServer, type SshTestServer } from './helpers/ssh.ts';
@@ -21,6 +21,12 @@ async function versionedBlob(front: SshTestServer, root: string, name: string, s
   assert.equal((await front.sftp(`put ${archive.file}\n`, { cwd: root })).code, 0);
   assert.equal((await front.ssh([`addver -name ${name} -version v1 -hash ${archive.hash}`])).code, 0);
   return archive.hash;
+}
+
+/** The server process's resident memory, in bytes. */
+async function residentBytes(front: SshTestServer): Promise<number> {
+  const status = await readFile(`/proc/${front.server.process.pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]) * 1024;
 }
 
 /** How many fds the server process has open. */
@@ -40,11 +46,14 @@ describe("deploy-tools SSH front: deploy-agent's view under load", () => {
 
     // The client stops reading: once its buffer is full it opens no more window, and every
     // READ asks for 256 KiB again, which the server used to buffer without end.
+    const rssBefore = await residentBytes(front);
     agent.pause();
     const count = MAX_READS_WAITING + 200;
     const ids = Array.from({ length: count }, () => agent.read(handle, 0, 256 * 1024));
-    await sleep(500);
+    await sleep(1500);
+    const grown = (await residentBytes(front)) - rssBefore;
     agent.resume();
+    assert.ok(grown < 24 * 1024 * 1024, `the server buffers a few answers, not ${count} × 256 KiB (grew ${grown} bytes)`);
     await agent.until(() => ids.every((id) => agent.replies.some((r) => r.id === id)));
 
     const answers = ids.map((id) => agent.replies.find((r) => r.id === id)!);
