@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
@@ -14,24 +14,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runStrata } from './helpers/strata-server.ts';
-import { clientOptions, makeKey, run, startSshServer } from './helpers/ssh.ts';
+import { clientOptions, makeKey, randomArchive, run, startSshServer } from './helpers/ssh.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import ssh2 from 'ssh2';
 import type { SFTPWrapper } from 'ssh2';
 import { findKey, parseAuthorizedKeys } from '../src/ssh/authorized-keys.ts';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
-/** A one-file tar.gz made by the real tar, with `size` random (incompressible) bytes. */
-async function randomArchive(dir: string, name: string, size: number): Promise<{ file: string; hash: string }> {
-  const source = path.join(dir, `${name}-src`);
-  await mkdir(source, { recursive: true });
-  await writeFile(path.join(source, 'data.bin'), randomBytes(size));
-  const file = path.join(dir, `${name}.tar.gz`);
-  const made = await run('tar', ['czf', file, '-C', source, 'data.bin']);
-  assert.equal(made.code, 0, made.stderr);
-  return { file, hash: sha256(await readFile(file)) };
-}
 
 describe('deploy-tools SSH front: access and limits', () => {
   it('keeps operator and agent keys apart, refuses exec to agents and writes through the agent view', async (t) => {

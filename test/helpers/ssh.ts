@@ -3,6 +3,7 @@
  * with `--ssh-listen`, and OpenSSH's own `ssh` and `sftp` clients run against it.
  */
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -78,4 +79,15 @@ export async function startSshServer(root: string, extraArgs: string[] = []): Pr
     sftp: (batch, options) => run('sftp', [...clientOptions(options.key ?? operator), '-b', '-', '-P', String(port), `${options.user ?? 'op'}@127.0.0.1`], { input: batch, cwd: options.cwd }),
     fetch: (remote, localFile, options = {}) => run('sftp', [...clientOptions(options.key ?? agent), '-P', String(port), `${options.user ?? 'deploy-agent'}@127.0.0.1:${remote}`, localFile]),
   };
+}
+
+/** A one-file tar.gz made by the real tar, with `size` random (incompressible) bytes, and its sha256. */
+export async function randomArchive(dir: string, name: string, size: number): Promise<{ file: string; hash: string }> {
+  const source = path.join(dir, `${name}-src`);
+  await mkdir(source, { recursive: true });
+  await writeFile(path.join(source, 'data.bin'), randomBytes(size));
+  const file = path.join(dir, `${name}.tar.gz`);
+  const made = await run('tar', ['czf', file, '-C', source, 'data.bin']);
+  if (made.code !== 0) throw new Error(`tar failed: ${made.stderr}`);
+  return { file, hash: createHash('sha256').update(await readFile(file)).digest('hex') };
 }

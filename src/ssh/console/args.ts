@@ -5,6 +5,7 @@
  * (`-flag value`, `-flag=value`, `--flag`, bare booleans, parsing stops at the first non-flag),
  * with Go's error lines and usage listing.
  */
+import { parseLayerRef, type LayerRef } from '../../protocol/names.ts';
 
 /** Longest command line the console accepts, in characters. */
 export const MAX_LINE_CHARS = 64 * 1024;
@@ -113,4 +114,15 @@ export function parseFlags(command: string, specs: readonly FlagSpec[], args: re
     else values[name] = value;
   }
   return values;
+}
+
+/** Parses `-layer` values, refusing malformed ones with the line Go's flag package would print. */
+export function layersOf(values: FlagValues): LayerRef[] {
+  return ((values['layer'] as string[] | undefined) ?? []).map((text) => {
+    try {
+      return parseLayerRef(text);
+    } catch (error) {
+      throw new ConsoleUsageError(`invalid value ${JSON.stringify(text)} for flag -layer: ${(error as Error).message}`);
+    }
+  });
 }

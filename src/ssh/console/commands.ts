@@ -8,8 +8,7 @@ import type { Readable } from 'node:stream';
 import { isStrataError } from '../../core/errors.ts';
 import type { Registry } from '../../core/registry.ts';
 import { renderShowcomp, renderShowconf } from '../../core/deploy-tools-text.ts';
-import { parseLayerRef, type LayerRef } from '../../protocol/names.ts';
-import { ConsoleUsageError, parseFlags, type FlagSpec, type FlagValues } from './args.ts';
+import { ConsoleUsageError, layersOf, parseFlags, type FlagSpec, type FlagValues } from './args.ts';
 import { importImageCommand } from './import-image.ts';
 
 /** Where a command writes, and what it may read. */
@@ -66,17 +65,6 @@ function noColon(value: string): string | undefined {
 }
 function noSlash(value: string): string | undefined {
   return value.includes('/') ? 'name cannot contain / symbol' : undefined;
-}
-
-/** Parses `-layer` values, refusing malformed ones with the line Go's flag package would print. */
-function layersOf(values: FlagValues): LayerRef[] {
-  return ((values['layer'] as string[] | undefined) ?? []).map((text) => {
-    try {
-      return parseLayerRef(text);
-    } catch (error) {
-      throw new ConsoleUsageError(`invalid value ${JSON.stringify(text)} for flag -layer: ${(error as Error).message}`);
-    }
-  });
 }
 
 const COMMANDS: Record<string, ConsoleCommand> = {

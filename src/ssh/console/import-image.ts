@@ -9,9 +9,8 @@ import { importImage } from '../../core/image/import-image.ts';
 import { importReportLines } from '../../core/image/report.ts';
 import { createRegistrySink } from '../../core/image/registry-sink.ts';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../../core/image/types.ts';
-import { parseLayerRef, type LayerRef } from '../../protocol/names.ts';
 import { formatBytes, parseSize } from '../../protocol/size.ts';
-import { ConsoleUsageError, type FlagValues } from './args.ts';
+import { ConsoleUsageError, layersOf, type FlagValues } from './args.ts';
 import type { ConsoleCommand } from './commands.ts';
 
 /** A limit from a flag, at most the server's default for it. */
@@ -43,13 +42,7 @@ export const importImageCommand: ConsoleCommand = {
   ],
   async run(values, context, io) {
     if (!io.stdin) throw new ConsoleUsageError("import-image reads the image from the session's input: docker save IMAGE | ssh -p PORT HOST import-image");
-    const extraLayers: LayerRef[] = ((values['layer'] as string[] | undefined) ?? []).map((text) => {
-      try {
-        return parseLayerRef(text);
-      } catch (error) {
-        throw new ConsoleUsageError(`invalid value ${JSON.stringify(text)} for flag -layer: ${(error as Error).message}`);
-      }
-    });
+    const extraLayers = layersOf(values);
     const limits: Partial<ImageLimits> = {
       ...limit(values, 'max-bytes', 'maxArchiveBytes', parseSize, formatBytes),
       ...limit(values, 'max-layers', 'maxLayers', Number, String),
