@@ -23,6 +23,7 @@ import type { ResolvedService } from './resolve.ts';
 import { DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES, openServiceLog, rotateServiceLog } from './service-log.ts';
 import type { ServiceSpec } from '../../protocol/service.ts';
 import { parseDuration } from '../../protocol/duration.ts';
+import { TimerSet } from '../../lib/timer-set.ts';
 
 /** A service's states (see the diagram above). */
 export type ServiceState = 'starting' | 'running' | 'restarting' | 'unhealthy' | 'stopped' | 'failed';
@@ -101,7 +102,7 @@ export class ProcessSupervisor {
   private passedOnce = false;
   /** Bumped by every start and stop, so timers and exit handlers of an older process do nothing. */
   private generation = 0;
-  private timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new TimerSet();
   private pollTimer: NodeJS.Timeout | undefined;
   private checking = false;
   /** The stop in progress, so concurrent stops of one process share it. */
@@ -150,16 +151,7 @@ export class ProcessSupervisor {
     this.options.onChange?.();
   }
 
-  private later(ms: number, run: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      run();
-    }, ms);
-    this.timers.add(timer);
-  }
-
   private clearTimers(): void {
-    for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     clearInterval(this.pollTimer);
     this.pollTimer = undefined;
@@ -276,13 +268,13 @@ export class ProcessSupervisor {
     this.pollTimer.unref();
     const health = this.service?.health;
     if (!health) {
-      this.later(this.settleMs, () => {
+      this.timers.later(this.settleMs, () => {
         if (generation === this.generation && this.pid !== undefined && this.stateValue === 'starting') this.setState('running', 'alive after start');
       });
       return;
     }
-    this.later(Math.min(health.intervalMs, 200), () => void this.check(generation));
-    this.later(health.withinMs, () => {
+    this.timers.later(Math.min(health.intervalMs, 200), () => void this.check(generation));
+    this.timers.later(health.withinMs, () => {
       if (generation !== this.generation || this.passedOnce || this.pid === undefined) return;
       this.healthMessage = `no passing health check within ${health.withinMs} ms${this.healthMessage ? ` (last: ${this.healthMessage})` : ''}`;
       this.unhealthy(generation);
@@ -324,7 +316,7 @@ export class ProcessSupervisor {
       this.healthFailures += 1;
       if (this.healthFailures >= health.failures) this.unhealthy(generation);
     }
-    if (generation === this.generation && this.pid !== undefined) this.later(health.intervalMs, () => void this.check(generation));
+    if (generation === this.generation && this.pid !== undefined) this.timers.later(health.intervalMs, () => void this.check(generation));
   }
 
   /** The service failed its health checks: restart it per policy, or leave it running unhealthy. */
@@ -373,7 +365,7 @@ export class ProcessSupervisor {
     this.consecutive += 1;
     const delay = Math.min(restart.maxBackoffMs, restart.backoffMs * 2 ** Math.min(this.consecutive - 1, 30));
     this.setState('restarting', `in ${delay} ms`);
-    this.later(delay, () => {
+    this.timers.later(delay, () => {
       if (generation !== this.generation || this.stoppingNow || this.detached) return;
       this.restarts += 1;
       this.spawnNow().catch((error: unknown) => this.options.log.warn({ configuration: this.configuration, err: error }, 'service restart failed'));

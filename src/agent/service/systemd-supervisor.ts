@@ -14,6 +14,7 @@ import { readServiceRecord, writeServiceRecord, type ServiceRecord } from './rec
 import type { ResolvedService } from './resolve.ts';
 import type { ServiceInfo, ServiceOrigin, ServiceState } from './supervisor.ts';
 import { SystemdDriver, unitName, unitText, type CommandRunner } from './systemd.ts';
+import { TimerSet } from '../../lib/timer-set.ts';
 
 /** Where the agent writes unit files. */
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
@@ -47,7 +48,7 @@ export class SystemdSupervisor {
   private healthMessage: string | undefined;
   private passedOnce = false;
   private healthFailures = 0;
-  private timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new TimerSet();
   private waiters = new Set<() => void>();
   private generation = 0;
   private busy = false;
@@ -88,16 +89,7 @@ export class SystemdSupervisor {
     this.options.onChange?.();
   }
 
-  private later(ms: number, run: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      run();
-    }, ms);
-    this.timers.add(timer);
-  }
-
   private clearTimers(): void {
-    for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
   }
 
@@ -140,7 +132,7 @@ export class SystemdSupervisor {
     void this.poll(generation);
     const health = this.service?.health;
     if (health) {
-      this.later(health.withinMs, () => {
+      this.timers.later(health.withinMs, () => {
         if (generation !== this.generation || this.passedOnce) return;
         this.healthMessage = `no passing health check within ${health.withinMs} ms${this.healthMessage ? ` (last: ${this.healthMessage})` : ''}`;
         void this.unhealthy(generation);
@@ -166,7 +158,7 @@ export class SystemdSupervisor {
     } catch (error) {
       this.options.log.warn({ err: error, configuration: this.configuration }, 'could not read the unit state');
     }
-    if (generation === this.generation) this.later(this.service?.health?.intervalMs ?? this.options.pollMs ?? 1000, () => void this.poll(generation));
+    if (generation === this.generation) this.timers.later(this.service?.health?.intervalMs ?? this.options.pollMs ?? 1000, () => void this.poll(generation));
   }
 
   private async check(generation: number): Promise<void> {

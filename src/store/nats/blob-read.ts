@@ -13,6 +13,7 @@ import type { BlobInfo, ByteRange } from '../contract.ts';
 import { blobInfo, readBlobRecord, type BlobRecord } from './blob-records.ts';
 import type { NatsContext } from './context.ts';
 import { objectChunks, objectFingerprint, objectInfo } from './objects.ts';
+import { checkRange, corrupt } from '../blob-errors.ts';
 
 /** Opens a blob for reading under the rules of `Store.getBlob`. */
 export async function getBlob(ctx: NatsContext, sha256: string, range?: ByteRange): Promise<{ info: BlobInfo; stream: Readable }> {
@@ -87,20 +88,4 @@ async function hashMatches(ctx: NatsContext, record: BlobRecord, object: ObjectI
     size += chunk.byteLength;
   }
   return size === record.size && hash.digest('hex') === record.sha256;
-}
-
-/** Validates a range against the blob size; `end` past the last byte is clamped, as HTTP does. */
-function checkRange(range: ByteRange, size: number): { start: number; end: number } {
-  const end = Math.min(range.end ?? size - 1, size - 1);
-  if (!Number.isSafeInteger(range.start) || range.start < 0 || range.start >= size || end < range.start) {
-    throw new StrataError('BAD_REQUEST', `range ${range.start}-${range.end ?? ''} is outside the blob's ${size} bytes`, {
-      details: { start: range.start, end: range.end, size },
-    });
-  }
-  return { start: range.start, end };
-}
-
-/** The error a blob that no longer matches its name produces. */
-function corrupt(sha256: string, cause?: unknown): StrataError {
-  return new StrataError('BLOB_CORRUPT', undefined, { details: { sha256 }, cause });
 }

@@ -11,6 +11,7 @@ import type { BlobInfo, ByteRange } from '../contract.ts';
 import { blobPath, errorCode } from './blob-files.ts';
 import { findBlobRow } from './blob-rows.ts';
 import type { SqliteContext } from './context.ts';
+import { checkRange, corrupt } from '../blob-errors.ts';
 
 /** Opens a blob for reading under the rules of `Store.getBlob`. */
 export async function getBlob(
@@ -115,20 +116,4 @@ async function hashMatches(handle: FileHandle, info: BlobInfo): Promise<boolean>
 async function fingerprint(handle: FileHandle): Promise<string> {
   const stats = await handle.stat();
   return `${stats.size}:${stats.mtimeMs}:${stats.ino}`;
-}
-
-/** Validates a range against the blob size; `end` past the last byte is clamped, as HTTP does. */
-function checkRange(range: ByteRange, size: number): { start: number; end: number } {
-  const end = Math.min(range.end ?? size - 1, size - 1);
-  if (!Number.isSafeInteger(range.start) || range.start < 0 || range.start >= size || end < range.start) {
-    throw new StrataError('BAD_REQUEST', `range ${range.start}-${range.end ?? ''} is outside the blob's ${size} bytes`, {
-      details: { start: range.start, end: range.end, size },
-    });
-  }
-  return { start: range.start, end };
-}
-
-/** The error a blob that no longer matches its name produces. */
-function corrupt(sha256: string, cause?: unknown): StrataError {
-  return new StrataError('BLOB_CORRUPT', undefined, { details: { sha256 }, cause });
 }
