@@ -1,5 +1,6 @@
 /** The HTTP API through inject(): auth and roles, validation, uploads, the configuration verbs, audit. */
 import { describe, it } from 'node:test';
+import { StrataError } from '../src/core/errors.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -124,6 +125,21 @@ describe('uploads', () => {
     assert.equal(part.statusCode, 206);
     assert.deepEqual(part.rawPayload, body.subarray(10, 20));
     assert.equal(part.headers['content-range'], `bytes 10-19/${body.length}`);
+
+    // Refusals of a download are JSON, though the route had already set the blob's content type.
+    const beyond = await env.app.inject({ method: 'GET', url: `/v1/blobs/${result.sha256}`, headers: { ...env.auth.viewer, range: `bytes=${body.length + 10}-` } });
+    assert.equal(beyond.statusCode, 416);
+    assert.match(String(beyond.headers['content-type']), /^application\/json/);
+    assert.equal(beyond.json().code, 'BAD_REQUEST');
+    const getBlob = env.store.getBlob.bind(env.store);
+    env.store.getBlob = async () => {
+      throw new StrataError('STORE_UNAVAILABLE', 'the NATS store is briefly unreachable: timeout');
+    };
+    const unavailable = await env.app.inject({ method: 'GET', url: `/v1/blobs/${result.sha256}`, headers: env.auth.viewer });
+    env.store.getBlob = getBlob;
+    assert.equal(unavailable.statusCode, 503);
+    assert.match(String(unavailable.headers['content-type']), /^application\/json/);
+    assert.equal(unavailable.json().code, 'STORE_UNAVAILABLE');
   });
 
   it('refuses bytes that are not an archive and keeps nothing', async (t) => {

@@ -1,6 +1,7 @@
 /**
- * Runs the Store conformance suite against the NATS JetStream backend on one real nats-server;
- * each test gets fresh stream and bucket names (a new prefix) and a fresh spool dir.
+ * Runs the Store conformance suite against the NATS JetStream backend on one real nats-server,
+ * once streaming every blob from the object store and once with the replica-local blob cache the
+ * server uses; each test gets fresh stream and bucket names (a new prefix) and a fresh spool dir.
  */
 import { after, before } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { runStoreConformance } from '../src/store/conformance.ts';
+import { runStoreConformance, type StoreHarness } from '../src/store/conformance.ts';
 import { openNatsStore } from '../src/store/nats/nats-store.ts';
 import { layoutStreams, natsLayout } from '../src/store/nats/connection.ts';
 import { startNatsServer, type NatsDeployment } from './helpers/nats-server.ts';
@@ -27,11 +28,13 @@ after(async () => {
   await nats?.stop();
 });
 
-runStoreConformance('nats', async () => {
+/** A fresh store for one conformance test; `cache`: with a replica-local blob cache, as the server runs it. */
+const freshStore = (cache: boolean) => async (): Promise<StoreHarness> => {
   const prefix = `t${process.pid}-${++counter}`;
   const layout = natsLayout(prefix);
   const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'strata-nats-spool-'));
-  const open = () => openNatsStore({ servers: nats.servers, replicas: 1, prefix, spoolDir });
+  const blobCache = cache ? { dir: path.join(spoolDir, 'blob-cache'), maxBytes: 64 * 1024 * 1024 } : undefined;
+  const open = () => openNatsStore({ servers: nats.servers, replicas: 1, prefix, spoolDir, ...(blobCache ? { blobCache } : {}) });
   let store = await open();
   const jsm = await jetstreamManager(admin);
   const js = jetstream(admin);
@@ -84,4 +87,7 @@ runStoreConformance('nats', async () => {
       await rm(spoolDir, { recursive: true, force: true });
     },
   };
-});
+};
+
+runStoreConformance('nats', freshStore(false));
+runStoreConformance('nats, with a local blob cache', freshStore(true));

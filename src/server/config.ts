@@ -78,6 +78,7 @@ export const ServerConfigSchema = z.object({
   natsCert: z.string().min(1).optional(),
   natsKey: z.string().min(1).optional(),
   natsReplicas: z.coerce.number().int().min(1).max(5).default(1),
+  natsBlobCache: size.prefault('8GiB'),
   natsPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, "-" and "_"').default('strata'),
 }).superRefine((config, ctx) => {
   const natsOption = (['nats', 'natsCreds', 'natsUser', 'natsPasswordFile', 'natsCa', 'natsCert', 'natsKey'] as const).find((key) => config[key] !== undefined);

@@ -43,7 +43,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     const status = ERROR_CATALOG[error.code].status;
     if (status >= 500) request.log.error({ err: raw, code: error.code }, 'request failed');
     else request.log.info({ code: error.code, message: error.message }, 'request refused');
-    return reply.code(status).send(errorBody(error));
+    // A stream that failed after its headers went out cannot get an error body: cut the response
+    // short, so the client sees a broken transfer rather than a complete one.
+    if (reply.raw.headersSent) return void reply.raw.destroy(raw instanceof Error ? raw : undefined);
+    // The route may have set another content type (a blob download) before it failed.
+    return reply.code(status).type('application/json; charset=utf-8').send(errorBody(error));
   });
   app.setNotFoundHandler((request, reply) => {
     const error = new StrataError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);

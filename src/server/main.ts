@@ -42,6 +42,7 @@ export async function storeOptions(config: ServerConfig, dataDir: string): Promi
     replicas: config.natsReplicas,
     prefix: config.natsPrefix,
     spoolDir: path.join(dataDir, 'nats-spool'),
+    ...(config.natsBlobCache > 0 ? { blobCache: { dir: path.join(dataDir, 'nats-blob-cache'), maxBytes: config.natsBlobCache } } : {}),
     ...(config.natsCreds ? { creds: config.natsCreds } : {}),
     ...(config.natsUser ? { user: config.natsUser } : {}),
     ...(password === undefined ? {} : { password }),

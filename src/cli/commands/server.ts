@@ -37,6 +37,7 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--nats-key <file>', 'private key of --nats-cert')
     .option('--nats-replicas <n>', 'copies JetStream keeps of every stream and bucket: 1 for a single NATS server, 3 for a three-node cluster', '1')
     .option('--nats-prefix <prefix>', 'prefix of every stream, bucket and subject name, so several Strata installations can share one NATS account', 'strata')
+    .option('--nats-blob-cache <size>', 'with --store nats: bytes of local blob copies this replica keeps under --data to serve downloads from (0: stream every download from NATS)', '8GiB')
     .action(async (options: Record<string, unknown>) => {
       // Loaded here so that every other command starts without the server's dependencies.
       let serverMain!: typeof import('../../server/main.ts');

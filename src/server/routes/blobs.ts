@@ -78,7 +78,7 @@ export function registerBlobRoutes(app: App, { store, limits }: RouteContext): v
     const range = parseRange(request.headers.range, stat.size);
     reply.header('accept-ranges', 'bytes').header('etag', `"${sha256}"`).type('application/octet-stream');
     if (range && range.start < 0) {
-      return reply.code(416).header('content-range', `bytes */${stat.size}`).send({ code: 'BAD_REQUEST', message: 'range not satisfiable' });
+      return reply.code(416).header('content-range', `bytes */${stat.size}`).type('application/json; charset=utf-8').send({ code: 'BAD_REQUEST', message: 'range not satisfiable' });
     }
     const { stream } = await store.getBlob(sha256, range);
     if (range) {

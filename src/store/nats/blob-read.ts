@@ -1,5 +1,7 @@
 /**
- * Reading blobs without ever serving bad bytes as good: a full read hashes while streaming and
+ * Reading blobs without ever serving bad bytes as good. With a replica-local cache
+ * (`blob-cache.ts`, what the server uses) a blob is copied out of NATS once, checked, and served
+ * from the copy like an embedded store's file. Without one, a full read hashes while streaming and
  * holds back its last chunk until the hash matches; a range read verifies the whole object first,
  * unless the same stored object (fingerprint: name, metadata revision, last chunk sequence)
  * already verified. Object-store chunks cannot be addressed by offset, so a range is read from
@@ -14,6 +16,7 @@ import { blobInfo, readBlobRecord, type BlobRecord } from './blob-records.ts';
 import type { NatsContext } from './context.ts';
 import { objectChunks, objectFingerprint, objectInfo } from './objects.ts';
 import { checkRange, corrupt } from '../blob-errors.ts';
+import { readVerifiedFile } from '../verified-file.ts';
 
 /** Opens a blob for reading under the rules of `Store.getBlob`. */
 export async function getBlob(ctx: NatsContext, sha256: string, range?: ByteRange): Promise<{ info: BlobInfo; stream: Readable }> {
@@ -23,6 +26,10 @@ export async function getBlob(ctx: NatsContext, sha256: string, range?: ByteRang
   // A recorded blob whose object is gone counts as corrupt, not absent.
   const object = await objectInfo(ctx, record.object);
   if (object === undefined) throw corrupt(sha256);
+  if (ctx.blobCache) {
+    const file = await ctx.blobCache.file(ctx, record, object, await objectFingerprint(ctx, record.object, object));
+    return { info, stream: await readVerifiedFile(file, info, ctx.blobCache.verified, range) };
+  }
   if (range === undefined) return { info, stream: Readable.from(verifiedChunks(ctx, record, object), { objectMode: false }) };
   const { start, end } = checkRange(range, record.size);
   const print = await objectFingerprint(ctx, record.object, object);

@@ -25,6 +25,11 @@ export interface NatsStoreOptions {
   prefix?: string;
   /** Where uploads are staged locally while they stream in, for `beforeCommit` to re-read (default: the OS temp dir). */
   spoolDir?: string;
+  /**
+   * Where this replica keeps local copies of blobs it serves (`blob-cache.ts`), and how many bytes
+   * at most; without a directory, every download streams from the object store.
+   */
+  blobCache?: { dir: string; maxBytes: number };
   /** How long one JetStream request may take before it fails (default 5000 ms). */
   requestTimeoutMs?: number;
   /** Connection name shown by the NATS server's monitoring. */

@@ -65,6 +65,7 @@ import { getState, listState, putStateIfAbsent } from './server-state.ts';
 import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, getVersion, listComponents, listVersions } from './versions.ts';
+import { LocalBlobCache } from './blob-cache.ts';
 
 export type { NatsStoreOptions } from './connection.ts';
 
@@ -93,6 +94,7 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
     spoolDir: options.spoolDir ?? join(tmpdir(), 'strata-nats-spool'),
     chunkSize: Math.min(CHUNK_SIZE, nc.info?.max_payload ?? CHUNK_SIZE),
     verified: new Map(),
+    ...(options.blobCache ? { blobCache: new LocalBlobCache(options.blobCache.dir, options.blobCache.maxBytes) } : {}),
     closing: closing.signal,
   };
   let closed = false;
