@@ -77,6 +77,28 @@ interface Change {
   fleetPeakRss: number;
   serverPeakRss: number;
   failed: number;
+  /** Warnings and errors logged during the change (server log, agents' recent output), by message: why a change was slow. */
+  warnings: Record<string, number>;
+}
+
+/** Counts pino lines at warn or above (level ≥ 40) logged at or after `sinceEpoch`, by message (and error code). */
+function countWarnings(texts: string[], sinceEpoch: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const record = JSON.parse(line) as { level?: number; time?: string | number; msg?: string; err?: { code?: string; message?: string }; code?: string };
+        const time = typeof record.time === 'string' ? Date.parse(record.time) : record.time ?? 0;
+        if ((record.level ?? 0) < 40 || time < sinceEpoch) continue;
+        const key = `${record.msg ?? '?'}${record.err?.code ?? record.code ? ` (${record.err?.code ?? record.code})` : ''}`.slice(0, 160);
+        counts[key] = (counts[key] ?? 0) + 1;
+      } catch {
+        continue;
+      }
+    }
+  }
+  return counts;
 }
 
 /** Sum of VmRSS of the given pids, bytes. */
@@ -174,6 +196,7 @@ async function runFleet(store: StoreBackend, root: string, options: Options, mac
       fleetPeakRss = Math.max(fleetPeakRss, fleetRss(pids));
       serverPeakRss = Math.max(serverPeakRss, readProc(server.process.pid!)?.rss ?? 0);
     }, 250);
+    const logFrom = server.logs().length;
     let status: RolloutStatus;
     let changed: { configuration: { revision: number } };
     let changeconfSeconds: number;
@@ -196,9 +219,11 @@ async function runFleet(store: StoreBackend, root: string, options: Options, mac
       change, version, revision, changeconfSeconds, allDeployedSeconds,
       firstAgentSeconds: Math.min(...perAgent), medianAgentSeconds: median(perAgent), lastAgentSeconds: Math.max(...perAgent),
       fleetPeakRss, serverPeakRss, failed: status.failed,
+      warnings: countWarnings([server.logs().slice(logFrom), ...agents.map((agent) => agent.tail())], exitedEpoch - 2000),
     });
     const last = changes.at(-1)!;
     console.log(`change ${change} (data → ${version}, revision ${revision}): all ${agents.length} deployed ${allDeployedSeconds.toFixed(2)} s after changeconf exited (first agent ${last.firstAgentSeconds.toFixed(2)} s, median ${last.medianAgentSeconds.toFixed(2)} s, last ${last.lastAgentSeconds.toFixed(2)} s); agents' RSS peak ${mib(fleetPeakRss)} MiB in total`);
+    if (Object.keys(last.warnings).length > 0) console.log(`  warnings logged during the change: ${JSON.stringify(last.warnings)}`);
   }
 
   const natsRss = backend.readNats()?.rss;
