@@ -119,6 +119,7 @@ function startGenerator(servers: TestServer[], joinToken: string): Generator {
 // ---- one timed order ----
 
 interface OrderRun {
+  id: string;
   /** Request → `done` line, ms. */
   totalMs: number;
   /** Request → the `order` line (target resolved, order recorded), ms. */
@@ -149,6 +150,7 @@ async function timedPing(client: HttpClient, watched: Watched): Promise<OrderRun
   const started = performance.now();
   const response = await client.request({ method: 'POST', path: '/v1/orders', json: { target: { all: true }, args: { verb: 'ping' }, timeoutMs: 30_000 } });
   if (response.status !== 200) throw new Error(`POST /v1/orders: HTTP ${response.status}: ${await response.text()}`);
+  let id = '';
   let firstLineMs = Number.NaN;
   let lastResultMs = Number.NaN;
   let totalMs = Number.NaN;
@@ -163,6 +165,7 @@ async function timedPing(client: HttpClient, watched: Watched): Promise<OrderRun
     if (event.type === 'order') {
       firstLineMs = performance.now() - started;
       hosts = event.hosts.length;
+      id = event.id;
     } else if (event.type === 'result') {
       lastResultMs = performance.now() - started;
       if (event.result.ok) ok += 1;
@@ -176,7 +179,7 @@ async function timedPing(client: HttpClient, watched: Watched): Promise<OrderRun
   if (Number.isNaN(totalMs)) throw new Error('the order stream ended without a done line');
   const replicaPeaks = samplers.map((sampler) => sampler.stop());
   const natsPeaks = natsSampler?.stop();
-  return { totalMs, firstLineMs, lastResultMs, hosts, ok, codes, summary, server: replicaPeaks[0]!, replicas: replicaPeaks, ...(natsPeaks ? { nats: natsPeaks } : {}) };
+  return { id, totalMs, firstLineMs, lastResultMs, hosts, ok, codes, summary, server: replicaPeaks[0]!, replicas: replicaPeaks, ...(natsPeaks ? { nats: natsPeaks } : {}) };
 }
 
 // ---- the run ----
@@ -199,6 +202,8 @@ interface SizeResult {
   firstLineMedian: number;
   shortfalls: { run: number; ok: number; codes: Record<string, number> }[];
   serverCpuPerOrder: number;
+  /** Host results in the stored record of the last order (GET /v1/orders/{id}), or why it could not be read. */
+  storedResults: number | string;
   /** Per replica (A first): idle RSS, VmHWM after the orders, CPU per order (median), idle CPU share over 3 s. */
   replicas: { rssIdle: number; hwm: number; cpuPerOrder: number; idleCpuShare: number }[];
   /** The nats-server (NATS only): idle RSS, VmHWM after the orders, CPU per order (median), idle CPU share. */
@@ -259,6 +264,19 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** How many host results the stored record of order `id` holds: the outcome is one document, which must fit the store. */
+async function storedResults(client: HttpClient, id: string): Promise<number | string> {
+  try {
+    const response = await client.request({ method: 'GET', path: `/v1/orders/${encodeURIComponent(id)}` });
+    const text = await response.text();
+    if (response.status !== 200) return `HTTP ${response.status}: ${text.slice(0, 200)}`;
+    const order = JSON.parse(text) as { results?: Record<string, unknown>; finishedAt?: string };
+    return order.results === undefined ? `no results stored (finishedAt ${order.finishedAt ?? 'none'})` : Object.keys(order.results).length;
+  } catch (error) {
+    return (error as Error).message.slice(0, 200);
+  }
+}
+
 /** CPU seconds per wall second of a process over `ms`, or 0 when it cannot be read. */
 async function cpuShares(pids: (number | undefined)[], ms: number): Promise<number[]> {
   const before = pids.map((pid) => (pid === undefined ? undefined : readProc(pid)?.cpu));
@@ -311,6 +329,8 @@ async function runPhase(store: StoreBackend) {
       orders.push(order);
       console.log(`order ${run}/${repeats}: done after ${order.totalMs.toFixed(0)} ms (order line ${order.firstLineMs.toFixed(0)} ms, last result ${order.lastResultMs.toFixed(0)} ms), ok ${order.ok}/${order.hosts}${order.ok === sessions ? '' : ` SHORT: ${JSON.stringify(order.codes)}`}`);
     }
+    const stored = await storedResults(client, orders.at(-1)!.id);
+    console.log(`stored record of the last order: ${typeof stored === 'number' ? `${stored} host results` : stored}`);
     const end = pids.replicaPids.map((pid) => readProc(pid)!);
     const natsEnd = current.readNats();
     const totals = orders.map((o) => o.totalMs);
@@ -322,6 +342,7 @@ async function runPhase(store: StoreBackend) {
       firstLineMedian: median(orders.map((o) => o.firstLineMs)),
       shortfalls: orders.flatMap((o, i) => (o.ok === sessions && o.hosts === sessions ? [] : [{ run: i + 1, ok: o.ok, codes: o.codes }])),
       serverCpuPerOrder: median(orders.map((o) => o.server.cpu)),
+      storedResults: stored,
       replicas: pids.replicaPids.map((_, r) => ({ rssIdle: idle[r]!.rss, hwm: end[r]!.hwm, cpuPerOrder: median(orders.map((o) => o.replicas[r]!.cpu)), idleCpuShare: idleShares[r]! })),
       ...(natsIdle && natsEnd ? { nats: { rssIdle: natsIdle.rss, hwm: natsEnd.hwm, cpuPerOrder: median(orders.map((o) => o.nats?.cpu ?? 0)), idleCpuShare: idleShares[pids.replicaPids.length]! } } : {}),
     });
