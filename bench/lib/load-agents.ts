@@ -13,7 +13,8 @@
  * and exit. It reports `{ type: 'stats', … }` every 200 ms and `{ type: 'grown', … }` once a grow
  * has finished enrolling (connections continue in the background; watch `connected`).
  *
- * Environment: FANOUT_SERVER (https://127.0.0.1:port), FANOUT_CA (CA file), FANOUT_JOIN_TOKEN,
+ * Environment: FANOUT_SERVER (https://127.0.0.1:port, or a comma-separated list of server replicas
+ * sharing one store and CA: identity i enrolls and connects to server i mod n), FANOUT_CA (CA file), FANOUT_JOIN_TOKEN,
  * FANOUT_PREFIX (agent name prefix), FANOUT_RATE (new connections per second while growing),
  * FANOUT_BACKOFF_BASE_MS, FANOUT_BACKOFF_CAP_MS, FANOUT_ENROLL_PARALLEL.
  */
@@ -71,6 +72,8 @@ export interface LoadGrown {
 
 interface Identity {
   name: string;
+  /** The channel URL of the replica this identity talks to. */
+  wsUrl: string;
   key: KeyObject;
   socket?: WebSocket;
   /** True once the server's first `desired` arrived on the current socket. */
@@ -81,7 +84,7 @@ interface Identity {
 }
 
 const PATH = '/v1/agent/channel';
-const server = required('FANOUT_SERVER');
+const servers = required('FANOUT_SERVER').split(',').filter(Boolean);
 const caPem = readFileSync(required('FANOUT_CA'), 'utf8');
 const joinToken = required('FANOUT_JOIN_TOKEN');
 const prefix = process.env['FANOUT_PREFIX'] ?? 'load';
@@ -89,7 +92,7 @@ const rate = Number(process.env['FANOUT_RATE'] ?? 500);
 const backoffBase = Number(process.env['FANOUT_BACKOFF_BASE_MS'] ?? 1000);
 const backoffCap = Number(process.env['FANOUT_BACKOFF_CAP_MS'] ?? 5000);
 const enrollParallel = Number(process.env['FANOUT_ENROLL_PARALLEL'] ?? 16);
-const wsUrl = `${server.replace(/^http/, 'ws')}${PATH}`;
+const serverOf = (index: number): string => servers[index % servers.length]!;
 // One TLS context for every connection: passing `ca` per connection would parse the CA 10,000 times.
 const secureContext: SecureContext = createSecureContext({ ca: caPem });
 const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: enrollParallel, ca: caPem });
@@ -119,7 +122,7 @@ function send(message: object): void {
 }
 
 /** POST /v1/agents/enroll for one identity; resolves with the HTTP status. */
-function enrollOne(name: string, publicKey: string): Promise<number> {
+function enrollOne(server: string, name: string, publicKey: string): Promise<number> {
   const body = Buffer.from(JSON.stringify({ name, publicKey, labels: { bench: 'fanout' }, tracks: [] }));
   return new Promise((resolve, reject) => {
     const request = https.request(new URL('/v1/agents/enroll', server), {
@@ -139,10 +142,11 @@ function enrollOne(name: string, publicKey: string): Promise<number> {
 /** Generates keys for identities `from`…`to-1` and enrolls them, `enrollParallel` at a time. */
 async function enrollRange(from: number, to: number): Promise<{ keygenSeconds: number; enrollSeconds: number }> {
   const keygenStart = performance.now();
-  const fresh: { identity: Identity; publicKey: string }[] = [];
+  const fresh: { identity: Identity; server: string; publicKey: string }[] = [];
   for (let index = from; index < to; index += 1) {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-    fresh.push({ identity: { name: `${prefix}-${String(index).padStart(5, '0')}`, key: privateKey, live: false, attempt: 0 }, publicKey: publicKey.export({ format: 'pem', type: 'spki' }).toString() });
+    const server = serverOf(index);
+    fresh.push({ identity: { name: `${prefix}-${String(index).padStart(5, '0')}`, wsUrl: `${server.replace(/^http/, 'ws')}${PATH}`, key: privateKey, live: false, attempt: 0 }, server, publicKey: publicKey.export({ format: 'pem', type: 'spki' }).toString() });
   }
   const keygenSeconds = (performance.now() - keygenStart) / 1000;
   const enrollStart = performance.now();
@@ -153,7 +157,7 @@ async function enrollRange(from: number, to: number): Promise<{ keygenSeconds: n
       // Bounded retries: a busy server may reset a connection; a refusal is fatal.
       for (let attempt = 1; ; attempt += 1) {
         try {
-          await enrollOne(item.identity.name, item.publicKey);
+          await enrollOne(item.server, item.identity.name, item.publicKey);
           break;
         } catch (error) {
           if (attempt >= 3 || /HTTP 4/.test((error as Error).message)) throw error;
@@ -194,7 +198,7 @@ function connect(identity: Identity): void {
   let settled = false;
   let wasLive = false;
   let failure: string | undefined;
-  const socket = new WebSocket(wsUrl, {
+  const socket = new WebSocket(identity.wsUrl, {
     secureContext, headers: { authorization: authorization(identity) },
     handshakeTimeout: 15_000, maxPayload: 16 * 1024 * 1024, perMessageDeflate: false,
   } as WebSocket.ClientOptions);
