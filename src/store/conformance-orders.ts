@@ -36,6 +36,25 @@ export function orderConformance(current: () => Store): void {
   });
 
   describe('orders', () => {
+    it('keeps every result of an order to 12,000 hosts (more than one NATS message holds)', async () => {
+      const store = current();
+      const hosts = Array.from({ length: 12_000 }, (_, i) => `host-${String(i).padStart(5, '0')}`);
+      await store.createOrder({ id: 'wide', actor: 'alice', args: { verb: 'ping' }, target: { all: true }, hosts });
+      const results = Object.fromEntries(hosts.map((host, i) => [host, { ok: i % 7 !== 0, code: i % 7 === 0 ? 'TIMEOUT' : 'OK', message: `answered by ${host} after a while, with a message long enough to count`, durationMs: i }]));
+      const summary = { ok: hosts.length - 1715, failed: 1715, offline: 0, timedOut: 1715 };
+      const finished = await store.finishOrder('wide', { summary, results });
+      assert.equal(Object.keys(finished.results ?? {}).length, hosts.length);
+      const read = await store.getOrder('wide');
+      assert.deepEqual(read?.summary, summary);
+      assert.equal(Object.keys(read?.results ?? {}).length, hosts.length);
+      assert.deepEqual(read?.results?.['host-11999'], results['host-11999']);
+      assert.ok(read?.finishedAt);
+      const [listed] = await store.listOrders({ limit: 1 });
+      assert.equal(listed?.id, 'wide');
+      assert.deepEqual(listed?.summary, summary);
+      assert.equal(listed?.results, undefined, 'listOrders never carries results');
+    });
+
     it('creates an order, finishes it once, and reads it back', async () => {
       const store = current();
       const created = await order(store, 'o1');

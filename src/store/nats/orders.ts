@@ -6,6 +6,7 @@
  * right after it, and idempotently, so a crash in between leaves at most a few extra orders that
  * the next creation removes.
  */
+import { randomBytes } from 'node:crypto';
 import { StrataError } from '../../core/errors.ts';
 import type { HostResult } from '../../protocol/orders.ts';
 import { ORDER_RETENTION, type OrderCounts, type OrderRecord } from '../contract.ts';
@@ -14,17 +15,49 @@ import { fromJson, isWrongLastSequence, nowIso, storageError, toJson, token } fr
 import type { NatsContext } from './context.ts';
 import { getLast, readRange } from './stream-reads.ts';
 
-/** An order's outcome as stored. */
+/**
+ * An order's outcome as stored. Results too large for one message (an order to thousands of hosts
+ * can exceed NATS's max_payload) go into `parts` messages of their own, written first under a
+ * nonce of this attempt; the outcome message then names them, and is what makes them count.
+ */
 interface StoredOutcome {
   finishedAt: string;
   summary: OrderCounts;
   results: Record<string, HostResult>;
+  parts?: { nonce: string; count: number };
 }
 
 const subjects = {
   order: (ctx: NatsContext, id: string) => `${ctx.layout.prefix}.orders.${token(id)}`,
   outcome: (ctx: NatsContext, id: string) => `${ctx.layout.prefix}.order-results.${token(id)}`,
+  /** Every message of an order's outcome, parts included (for pruning). */
+  outcomeAll: (ctx: NatsContext, id: string) => `${ctx.layout.prefix}.order-results.${token(id)}.>`,
+  part: (ctx: NatsContext, id: string, nonce: string, index: number) => `${ctx.layout.prefix}.order-results.${token(id)}.part.${nonce}.${index}`,
 };
+
+/** Largest message an outcome part may be: well under the server's max_payload, whatever it is. */
+function partBudget(ctx: NatsContext): number {
+  return Math.max(64 * 1024, Math.floor((ctx.nc.info?.max_payload ?? 1024 * 1024) / 2));
+}
+
+/** Splits results into groups whose JSON fits `budget` bytes each. */
+function splitResults(results: Record<string, HostResult>, budget: number): Record<string, HostResult>[] {
+  const groups: Record<string, HostResult>[] = [];
+  let group: Record<string, HostResult> = {};
+  let bytes = 2;
+  for (const [host, result] of Object.entries(results)) {
+    const size = Buffer.byteLength(JSON.stringify(host)) + Buffer.byteLength(JSON.stringify(result)) + 2;
+    if (bytes + size > budget && bytes > 2) {
+      groups.push(group);
+      group = {};
+      bytes = 2;
+    }
+    group[host] = result;
+    bytes += size;
+  }
+  groups.push(group);
+  return groups;
+}
 
 /** Records a new order and prunes the oldest beyond `keep`. */
 export async function createOrder(
@@ -56,6 +89,7 @@ async function prune(ctx: NatsContext, keep: number): Promise<void> {
   for (const message of doomed) {
     const { id } = fromJson<OrderRecord>(message.data);
     await ctx.jsm.streams.purge(ctx.layout.orderResults.stream, { filter: subjects.outcome(ctx, id) });
+    await ctx.jsm.streams.purge(ctx.layout.orderResults.stream, { filter: subjects.outcomeAll(ctx, id) });
   }
 }
 
@@ -64,10 +98,24 @@ export async function finishOrder(ctx: NatsContext, id: string, outcome: { summa
   const created = await getLast(ctx, ctx.layout.orders.stream, subjects.order(ctx, id));
   if (created === undefined) throw new StrataError('ORDER_NOT_FOUND', `order ${JSON.stringify(id)} not found`, { details: { id } });
   const record = fromJson<OrderRecord>(created.data);
-  const stored: StoredOutcome = { finishedAt: outcome.finishedAt ?? nowIso(), summary: { ...outcome.summary }, results: boundedResults(outcome.results) };
+  const results = boundedResults(outcome.results);
+  const groups = splitResults(results, partBudget(ctx));
+  const base = { finishedAt: outcome.finishedAt ?? nowIso(), summary: { ...outcome.summary } };
+  let stored: StoredOutcome = { ...base, results };
+  if (groups.length > 1) {
+    const nonce = randomBytes(6).toString('hex');
+    for (const [index, group] of groups.entries()) {
+      try {
+        await ctx.js.publish(subjects.part(ctx, id, nonce, index), toJson(group));
+      } catch (error) {
+        throw storageError(error);
+      }
+    }
+    stored = { ...base, results: {}, parts: { nonce, count: groups.length } };
+  }
   try {
     await ctx.js.publish(subjects.outcome(ctx, id), toJson(stored), { expect: { lastSubjectSequence: 0 } });
-    return { ...record, ...stored };
+    return { ...record, ...base, results };
   } catch (error) {
     if (!isWrongLastSequence(error)) throw storageError(error);
   }
@@ -82,7 +130,16 @@ export async function getOrder(ctx: NatsContext, id: string): Promise<OrderRecor
   ]);
   if (created === undefined) return undefined;
   const record = fromJson<OrderRecord>(created.data);
-  return finished === undefined ? record : { ...record, ...fromJson<StoredOutcome>(finished.data) };
+  if (finished === undefined) return record;
+  const { parts, ...outcome } = fromJson<StoredOutcome>(finished.data);
+  if (parts === undefined) return { ...record, ...outcome };
+  const messages = await Promise.all(Array.from({ length: parts.count }, (_, index) => getLast(ctx, ctx.layout.orderResults.stream, subjects.part(ctx, id, parts.nonce, index))));
+  const results: Record<string, HostResult> = {};
+  for (const message of messages) {
+    if (message === undefined) throw new StrataError('INTERNAL', `a part of order ${JSON.stringify(id)}'s results is missing from NATS`);
+    Object.assign(results, fromJson<Record<string, HostResult>>(message.data));
+  }
+  return { ...record, ...outcome, results };
 }
 
 /** Orders newest first, without results. */
