@@ -20,6 +20,7 @@ describe('NATS store errors', () => {
     assert.equal(codeOf(named('NoRespondersError', 'no responders: $JS.API.STREAM.INFO.strata-ledger')), 'STORE_UNAVAILABLE');
     assert.equal(codeOf(named('TimeoutError', 'timeout')), 'STORE_UNAVAILABLE');
     assert.equal(codeOf(named('ClosedConnectionError', 'closed connection')), 'STORE_UNAVAILABLE');
+    assert.equal(codeOf(new Error('heartbeats missed')), 'STORE_UNAVAILABLE');
     assert.equal(codeOf(Object.assign(new Error('jetstream system temporarily unavailable'), { api_error: { err_code: 10008 } })), 'STORE_UNAVAILABLE');
   });
 

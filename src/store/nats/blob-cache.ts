@@ -15,6 +15,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import type { ObjectInfo } from '@nats-io/obj';
+import { StrataError } from '../../core/errors.ts';
 import { corrupt } from '../blob-errors.ts';
 import type { BlobRecord } from './blob-records.ts';
 import type { NatsContext } from './context.ts';
@@ -74,6 +75,8 @@ export class LocalBlobCache {
     });
     try {
       await pipeline(Readable.from(objectChunks(ctx, object), { objectMode: false }), meter, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), { signal: ctx.closing });
+      // Fewer bytes than recorded: the read ended early (NATS busy or electing), not rot; a retry may do.
+      if (size < record.size) throw new StrataError('STORE_UNAVAILABLE', `reading blob ${record.sha256} out of NATS ended after ${size} of ${record.size} bytes`);
       if (size !== record.size || hash.digest('hex') !== record.sha256) throw corrupt(record.sha256);
       await rename(temp, file);
     } catch (error) {

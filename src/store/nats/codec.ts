@@ -101,7 +101,7 @@ function isTransient(error: unknown, code: number | undefined, message: string):
   const name = error instanceof Error ? error.name : '';
   if (code === 10008 || code === 503) return true;
   if (/^(NoRespondersError|TimeoutError|ClosedConnectionError|DrainingConnectionError|RequestError)$/.test(name)) return true;
-  return /no responders|timeout|timed out|connection (closed|draining)|jetstream (system )?(is )?(temporarily )?(not )?(un)?available/i.test(message);
+  return /no responders|timeout|timed out|heartbeats? missed|connection (closed|draining)|jetstream (system )?(is )?(temporarily )?(not )?(un)?available/i.test(message);
 }
 
 /** The ISO 8601 UTC time with milliseconds that the contract uses for every timestamp. */
