@@ -6,19 +6,17 @@
  * interleaved, and reports nats/embedded. Results in docs/benchmarks.md; run with
  * `npm run bench:apply [-- --runs N --store both]`.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, type StoreBackend, type TestServer } from '../test/helpers/strata-server.ts';
-import { parseStores, ratio, startBackend, storeLabel, STORE_OPTION, type Backend } from './lib/backend.ts';
+import { benchWorkspace, parseStores, ratio, startBackend, storeLabel, STORE_OPTION, type Backend } from './lib/backend.ts';
 import { applyOnce, type ApplyRun } from './lib/agent-apply.ts';
 import { describeMachine } from './lib/machine.ts';
-import { running, runTimed } from './lib/proc.ts';
+import { runTimed } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
 import { caFile, census, scaledIngestTree, strataJson, type TreeCensus } from './lib/strata.ts';
 import { generateTree, INGEST_TREE } from './lib/tree.ts';
-import { onInterrupt } from './lib/interrupt.ts';
 
 const TARGET_RATIO = 1.3;
 const CURL = '/usr/bin/curl';
@@ -171,13 +169,7 @@ async function main(): Promise<void> {
   const { runs, totalBytes, nodeFlags, stores } = parseOptions();
   if (!existsSync(CURL)) throw new Error(`${CURL} is missing: the apply baseline needs curl (apt-get install curl)`);
   const machine = describeMachine();
-  const root = mkdtempSync(path.join(os.tmpdir(), 'strata-bench-apply-'));
-  const backends: Backend[] = [];
-  onInterrupt(`removed ${root}`, () => {
-    for (const child of running) child.kill('SIGKILL');
-    for (const backend of backends) backend.kill();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const { root, backends, close } = benchWorkspace('strata-bench-apply-');
   try {
     const source = path.join(root, 'tree');
     mkdirSync(source);
@@ -246,8 +238,7 @@ async function main(): Promise<void> {
     }, null, 2)}\n`);
     console.log(`\nwrote ${path.relative(ROOT, outFile)}`);
   } finally {
-    for (const backend of backends) await backend.stop();
-    rmSync(root, { recursive: true, force: true });
+    await close();
   }
 }
 

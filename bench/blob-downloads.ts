@@ -6,15 +6,12 @@
  *
  *   node bench/blob-downloads.ts [--store sqlite|nats|both] [--concurrency 10,25,50] [--size-mib 20]
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TestServer } from '../test/helpers/strata-server.ts';
-import { parseStores, startBackend, storeLabel, STORE_OPTION, type Backend } from './lib/backend.ts';
-import { onInterrupt } from './lib/interrupt.ts';
-import { running } from './lib/proc.ts';
+import { benchWorkspace, parseStores, startBackend, storeLabel, STORE_OPTION } from './lib/backend.ts';
 import { table } from './lib/stats.ts';
 import { caFile, strataJson } from './lib/strata.ts';
 import { generateTree } from './lib/tree.ts';
@@ -70,13 +67,7 @@ function warnings(server: TestServer, from: number): string {
 
 async function main(): Promise<void> {
   const { stores, concurrency, sizeMib } = parseOptions();
-  const root = mkdtempSync(path.join(os.tmpdir(), 'strata-bench-blobs-'));
-  const backends: Backend[] = [];
-  onInterrupt(`removed ${root}`, () => {
-    for (const child of running) child.kill('SIGKILL');
-    for (const backend of backends) backend.kill();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const { root, backends, close } = benchWorkspace('strata-bench-blobs-');
   try {
     const layer = path.join(root, 'layer');
     mkdirSync(layer);
@@ -103,8 +94,7 @@ async function main(): Promise<void> {
     }
     console.log(`\n${table(rows)}`);
   } finally {
-    for (const backend of backends) await backend.stop();
-    rmSync(root, { recursive: true, force: true });
+    await close();
   }
 }
 

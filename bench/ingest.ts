@@ -5,17 +5,15 @@
  * to an embedded server and to a NATS JetStream one in the same runs (and reports nats/embedded).
  * Results in docs/benchmarks.md; run with `npm run bench:ingest [-- --runs N --store both]`.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLI, ROOT, type StoreBackend, type TestServer } from '../test/helpers/strata-server.ts';
-import { parseStores, ratio, startBackend, storeLabel, STORE_OPTION, type Backend } from './lib/backend.ts';
+import { benchWorkspace, parseStores, ratio, startBackend, storeLabel, STORE_OPTION, type Backend } from './lib/backend.ts';
 import { describeMachine } from './lib/machine.ts';
-import { readProc, resetPeakRss, running, runTimed, sampleProc } from './lib/proc.ts';
+import { readProc, resetPeakRss, runTimed, sampleProc } from './lib/proc.ts';
 import { median, mib, table } from './lib/stats.ts';
 import { generateTree, INGEST_TREE, type TreeSummary } from './lib/tree.ts';
-import { onInterrupt } from './lib/interrupt.ts';
 
 const TARGET_RATIO = 1.3;
 const TARGET_SERVER_RSS = 150 * 1000 * 1000;
@@ -241,13 +239,7 @@ function reportRatios(summaries: Partial<Record<StoreBackend, Summary>>): Record
 async function main(): Promise<void> {
   const { runs, totalBytes, stores } = parseOptions();
   const machine = describeMachine();
-  const root = mkdtempSync(path.join(os.tmpdir(), 'strata-bench-ingest-'));
-  const backends: Backend[] = [];
-  onInterrupt(`removed ${root}`, () => {
-    for (const child of running) child.kill('SIGKILL');
-    for (const backend of backends) backend.kill();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const { root, backends, close } = benchWorkspace('strata-bench-ingest-');
   try {
     const tree = path.join(root, 'tree');
     mkdirSync(tree);
@@ -300,8 +292,7 @@ async function main(): Promise<void> {
     }, null, 2)}\n`);
     console.log(`\nwrote ${path.relative(ROOT, outFile)}`);
   } finally {
-    for (const backend of backends) await backend.stop();
-    rmSync(root, { recursive: true, force: true });
+    await close();
   }
 }
 

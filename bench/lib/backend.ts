@@ -4,11 +4,13 @@
  * and one or more `strata server --store nats` replicas sharing it. Parses `--store`, starts and
  * stops everything, and kills it all synchronously for a Ctrl-C handler.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startNatsServer, type NatsDeployment } from '../../test/helpers/nats-server.ts';
 import { startServer, type StoreBackend, type TestServer } from '../../test/helpers/strata-server.ts';
-import { readProc, type ProcSample } from './proc.ts';
+import { onInterrupt } from './interrupt.ts';
+import { readProc, running, type ProcSample } from './proc.ts';
 
 /** What `--store` accepts: one backend, or both side by side. */
 export type StoreChoice = StoreBackend | 'both';
@@ -101,4 +103,32 @@ export async function startBackend(root: string, store: StoreBackend, options: {
 export function ratio(nats: number | undefined, embedded: number | undefined): string {
   if (nats === undefined || embedded === undefined || !Number.isFinite(nats) || !Number.isFinite(embedded) || embedded === 0) return 'n/a';
   return `${(nats / embedded).toFixed(2)}×`;
+}
+
+/** A benchmark's temp dir and the backends it starts there. */
+export interface BenchWorkspace {
+  root: string;
+  /** Push every backend started, so that both ends below stop it. */
+  backends: Backend[];
+  /** Stops the backends and removes the temp dir (the end of a run, failed or not). */
+  close(): Promise<void>;
+}
+
+/** Makes the temp dir and registers the Ctrl-C handler that kills every child and backend and removes it. */
+export function benchWorkspace(prefix: string): BenchWorkspace {
+  const root = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const backends: Backend[] = [];
+  onInterrupt(`removed ${root}`, () => {
+    for (const child of running) child.kill('SIGKILL');
+    for (const backend of backends) backend.kill();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    root,
+    backends,
+    async close() {
+      for (const backend of backends) await backend.stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
