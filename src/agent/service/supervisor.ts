@@ -24,6 +24,7 @@ import { DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES, openServiceLog, rotateServiceL
 import type { ServiceSpec } from '../../protocol/service.ts';
 import { parseDuration } from '../../protocol/duration.ts';
 import { TimerSet } from '../../lib/timer-set.ts';
+import { ServiceStateCell, type HealthOutcome } from './service-state.ts';
 
 /** A service's states (see the diagram above). */
 export type ServiceState = 'starting' | 'running' | 'restarting' | 'unhealthy' | 'stopped' | 'failed';
@@ -91,8 +92,7 @@ export class ProcessSupervisor {
   private pid: number | undefined;
   private startTime: string | undefined;
   private startedAt: number | undefined;
-  private stateValue: ServiceState = 'stopped';
-  private sinceValue = new Date().toISOString();
+  private readonly status: ServiceStateCell;
   private restarts = 0;
   /** Failures in a row, for the backoff; reset by a stable run. */
   private consecutive = 0;
@@ -108,13 +108,13 @@ export class ProcessSupervisor {
   /** The stop in progress, so concurrent stops of one process share it. */
   private terminating: { pid: number; done: Promise<void> } | undefined;
   private polling = false;
-  private waiters = new Set<() => void>();
   private stoppingNow = false;
   private detached = false;
 
   constructor(options: SupervisorOptions) {
     this.options = options;
     this.configuration = options.configuration;
+    this.status = new ServiceStateCell(options.configuration, options.log, options.onChange);
     this.pollMs = options.pollMs ?? 500;
     this.stableMs = options.stableMs ?? 10_000;
     this.settleMs = options.settleMs ?? 1000;
@@ -122,7 +122,7 @@ export class ProcessSupervisor {
 
   /** The current state. */
   get state(): ServiceState {
-    return this.stateValue;
+    return this.status.state;
   }
 
   /** The release and spec of the service supervised (or last supervised). */
@@ -133,7 +133,7 @@ export class ProcessSupervisor {
   /** What to report. */
   info(): ServiceInfo {
     return {
-      state: this.stateValue, restarts: this.restarts, since: this.sinceValue,
+      state: this.status.state, restarts: this.restarts, since: this.status.since,
       ...(this.pid !== undefined ? { pid: this.pid } : {}),
       ...(this.startedAt !== undefined && this.pid !== undefined ? { startedAt: new Date(this.startedAt).toISOString() } : {}),
       ...(this.origin ? { releaseId: this.origin.releaseId } : {}),
@@ -143,12 +143,7 @@ export class ProcessSupervisor {
   }
 
   private setState(next: ServiceState, why?: string): void {
-    if (next === this.stateValue) return;
-    this.options.log.info({ configuration: this.configuration, from: this.stateValue, to: next, pid: this.pid, why }, `service ${this.configuration}: ${next}`);
-    this.stateValue = next;
-    this.sinceValue = new Date().toISOString();
-    for (const waiter of [...this.waiters]) waiter();
-    this.options.onChange?.();
+    this.status.set(next, why, { pid: this.pid });
   }
 
   private clearTimers(): void {
@@ -269,7 +264,7 @@ export class ProcessSupervisor {
     const health = this.service?.health;
     if (!health) {
       this.timers.later(this.settleMs, () => {
-        if (generation === this.generation && this.pid !== undefined && this.stateValue === 'starting') this.setState('running', 'alive after start');
+        if (generation === this.generation && this.pid !== undefined && this.status.state === 'starting') this.setState('running', 'alive after start');
       });
       return;
     }
@@ -446,29 +441,16 @@ export class ProcessSupervisor {
    * Waits until the service passes its first health check (or, without one, stays up for the
    * settle time): ok, or the reason it did not within the deadline.
    */
-  async waitHealthy(signal?: AbortSignal): Promise<{ ok: boolean; message: string }> {
+  async waitHealthy(signal?: AbortSignal): Promise<HealthOutcome> {
     const health = this.service?.health;
     const deadlineMs = health ? health.withinMs + health.timeoutMs + 500 : this.settleMs * 2 + 500;
     const started = this.generation;
-    return new Promise((resolve) => {
-      const finish = (result: { ok: boolean; message: string }): void => {
-        clearTimeout(timer);
-        this.waiters.delete(onChange);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(result);
-      };
-      const onChange = (): void => {
-        const state = this.stateValue;
-        if (state === 'running') finish({ ok: true, message: this.healthMessage ?? 'running' });
-        else if (state === 'unhealthy') finish({ ok: false, message: `unhealthy: ${this.healthMessage ?? 'health check failed'}` });
-        else if (state === 'failed' || state === 'stopped') finish({ ok: false, message: `${state}: ${this.describeExit()}` });
-      };
-      const onAbort = (): void => finish({ ok: false, message: 'aborted' });
-      const timer = setTimeout(() => finish({ ok: false, message: `not healthy within ${deadlineMs} ms (${this.stateValue}${this.generation !== started ? `, ${this.describeExit()}` : ''}${this.healthMessage ? `; ${this.healthMessage}` : ''})` }), deadlineMs);
-      this.waiters.add(onChange);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      onChange();
-    });
+    return this.status.waitFor((state) => {
+      if (state === 'running') return { ok: true, message: this.healthMessage ?? 'running' };
+      if (state === 'unhealthy') return { ok: false, message: `unhealthy: ${this.healthMessage ?? 'health check failed'}` };
+      if (state === 'failed' || state === 'stopped') return { ok: false, message: `${state}: ${this.describeExit()}` };
+      return undefined;
+    }, deadlineMs, () => ({ ok: false, message: `not healthy within ${deadlineMs} ms (${this.status.state}${this.generation !== started ? `, ${this.describeExit()}` : ''}${this.healthMessage ? `; ${this.healthMessage}` : ''})` }), signal);
   }
 
   private describeExit(): string {
@@ -482,7 +464,7 @@ export class ProcessSupervisor {
     this.detached = true;
     this.generation += 1;
     this.clearTimers();
-    for (const waiter of [...this.waiters]) waiter();
+    this.status.notify();
   }
 }
 

@@ -15,6 +15,7 @@ import type { ResolvedService } from './resolve.ts';
 import type { ServiceInfo, ServiceOrigin, ServiceState } from './supervisor.ts';
 import { SystemdDriver, unitName, unitText, type CommandRunner } from './systemd.ts';
 import { TimerSet } from '../../lib/timer-set.ts';
+import { ServiceStateCell, type HealthOutcome } from './service-state.ts';
 
 /** Where the agent writes unit files. */
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
@@ -38,8 +39,7 @@ export class SystemdSupervisor {
   private readonly driver: SystemdDriver;
   private service: ResolvedService | undefined;
   private origin: ServiceOrigin | undefined;
-  private stateValue: ServiceState = 'stopped';
-  private sinceValue = new Date().toISOString();
+  private readonly status: ServiceStateCell;
   private pid: number | undefined;
   private restarts = 0;
   /** NRestarts when this release was started: systemd counts per unit load, we count per release. */
@@ -49,19 +49,19 @@ export class SystemdSupervisor {
   private passedOnce = false;
   private healthFailures = 0;
   private readonly timers = new TimerSet();
-  private waiters = new Set<() => void>();
   private generation = 0;
   private busy = false;
 
   constructor(options: SystemdSupervisorOptions) {
     this.options = options;
     this.configuration = options.configuration;
+    this.status = new ServiceStateCell(options.configuration, options.log, options.onChange);
     this.driver = new SystemdDriver(options.configuration, options.runner);
   }
 
   /** The current state. */
   get state(): ServiceState {
-    return this.stateValue;
+    return this.status.state;
   }
 
   /** The release and spec of the unit. */
@@ -72,7 +72,7 @@ export class SystemdSupervisor {
   /** What to report. */
   info(): ServiceInfo {
     return {
-      state: this.stateValue, restarts: this.restarts, since: this.sinceValue,
+      state: this.status.state, restarts: this.restarts, since: this.status.since,
       ...(this.pid ? { pid: this.pid } : {}),
       ...(this.startedAt !== undefined && this.pid ? { startedAt: new Date(this.startedAt).toISOString() } : {}),
       ...(this.origin ? { releaseId: this.origin.releaseId } : {}),
@@ -81,12 +81,7 @@ export class SystemdSupervisor {
   }
 
   private setState(next: ServiceState, why?: string): void {
-    if (next === this.stateValue) return;
-    this.options.log.info({ configuration: this.configuration, from: this.stateValue, to: next, why }, `service ${this.configuration}: ${next}`);
-    this.stateValue = next;
-    this.sinceValue = new Date().toISOString();
-    for (const waiter of [...this.waiters]) waiter();
-    this.options.onChange?.();
+    this.status.set(next, why);
   }
 
   private clearTimers(): void {
@@ -210,27 +205,14 @@ export class SystemdSupervisor {
   }
 
   /** Waits for the first passing check (or, without one, for the unit to be active). */
-  waitHealthy(signal?: AbortSignal): Promise<{ ok: boolean; message: string }> {
+  waitHealthy(signal?: AbortSignal): Promise<HealthOutcome> {
     const health = this.service?.health;
     const deadlineMs = health ? health.withinMs + health.timeoutMs + 1000 : (this.options.pollMs ?? 1000) * 3 + 1000;
-    return new Promise((resolve) => {
-      const finish = (result: { ok: boolean; message: string }): void => {
-        clearTimeout(timer);
-        this.waiters.delete(onChange);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(result);
-      };
-      const onChange = (): void => {
-        const state = this.stateValue;
-        if (state === 'running') finish({ ok: true, message: this.healthMessage ?? 'active' });
-        else if (state === 'unhealthy' || state === 'failed' || state === 'stopped') finish({ ok: false, message: `${state}: ${this.healthMessage ?? `unit ${unitName(this.configuration)} is ${state}`}` });
-      };
-      const onAbort = (): void => finish({ ok: false, message: 'aborted' });
-      const timer = setTimeout(() => finish({ ok: false, message: `not healthy within ${deadlineMs} ms (${this.stateValue}${this.healthMessage ? `; ${this.healthMessage}` : ''})` }), deadlineMs);
-      this.waiters.add(onChange);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      onChange();
-    });
+    return this.status.waitFor((state) => {
+      if (state === 'running') return { ok: true, message: this.healthMessage ?? 'active' };
+      if (state === 'unhealthy' || state === 'failed' || state === 'stopped') return { ok: false, message: `${state}: ${this.healthMessage ?? `unit ${unitName(this.configuration)} is ${state}`}` };
+      return undefined;
+    }, deadlineMs, () => ({ ok: false, message: `not healthy within ${deadlineMs} ms (${this.status.state}${this.healthMessage ? `; ${this.healthMessage}` : ''})` }), signal);
   }
 
   /** Stops watching; systemd keeps the unit running. */
