@@ -28,6 +28,11 @@ function mergeStatuses(record: AgentRecord, report: StatusReport): Record<string
   return Object.fromEntries(newest.sort((a, b) => a.configuration.localeCompare(b.configuration)).map((s) => [s.configuration, s]));
 }
 
+/** The error for a name no enrolled agent has. */
+export function agentNotFound(name: string): StrataError {
+  return new StrataError('AGENT_NOT_FOUND', `agent ${JSON.stringify(name)} not found`, { details: { name } });
+}
+
 /**
  * Stores a status report (and the inventory, labels and tracks it carries) in the agent's
  * record, with `lastSeenAt`. Returns the written record and whether what selects its
@@ -37,7 +42,7 @@ function mergeStatuses(record: AgentRecord, report: StatusReport): Record<string
 export async function recordStatus(store: Store, name: string, report: StatusReport, now = new Date()): Promise<{ record: AgentRecord; selectionChanged: boolean }> {
   for (let attempt = 1; ; attempt++) {
     const current = await store.getAgent(name);
-    if (!current) throw new StrataError('AGENT_NOT_FOUND', `agent ${JSON.stringify(name)} not found`, { details: { name } });
+    if (!current) throw agentNotFound(name);
     if (current.revokedAt) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is revoked`);
     const labelsChanged = report.labels !== undefined && JSON.stringify(sorted(report.labels)) !== JSON.stringify(sorted(current.labels));
     const tracksChanged = report.tracks !== undefined && JSON.stringify([...report.tracks].sort()) !== JSON.stringify([...current.tracks].sort());

@@ -7,9 +7,8 @@ import { z } from 'zod';
 import { Name } from '../../protocol/names.ts';
 import { AgentMetricsSchema, FleetTopSchema, type TopRow } from '../../protocol/metrics.ts';
 import { matches } from '../../protocol/selector.ts';
-import { StrataError } from '../../core/errors.ts';
 import { trackedConfigurations } from '../agents/desired.ts';
-import { statusesOf } from '../agents/status.ts';
+import { agentNotFound, statusesOf } from '../agents/status.ts';
 import { selectorOf } from '../orders/targets.ts';
 import type { App, RouteContext } from '../build-app.ts';
 import { fleetSnapshot } from './agents.ts';
@@ -29,7 +28,7 @@ export function registerAgentMetricsRoutes(app: App, { store, hub }: RouteContex
   }, async (request) => {
     const { name } = request.params as z.infer<typeof AgentParams>;
     const agent = await store.getAgent(name);
-    if (!agent) throw new StrataError('AGENT_NOT_FOUND', `agent ${JSON.stringify(name)} not found`, { details: { name } });
+    if (!agent) throw agentNotFound(name);
     return { agent: name, online: hub.presence.get(name).online && !agent.revokedAt, keep: hub.metrics.perAgent, history: hub.metrics.history(name) };
   });
 

@@ -1,7 +1,8 @@
 /** Operators' view of the fleet: list agents, show one, revoke one (its channel closes at once). */
 import { z } from 'zod';
 import { Name } from '../../protocol/names.ts';
-import { StrataError, isStrataError } from '../../core/errors.ts';
+import { isStrataError } from '../../core/errors.ts';
+import { agentNotFound } from '../agents/status.ts';
 import type { AgentRecord, Configuration, Store } from '../../store/contract.ts';
 import { parseAssignments, trackedConfigurations, type ParsedAssignment } from '../agents/desired.ts';
 import { agentDetail, agentSummary, AgentDetailSchema, AgentSummarySchema } from '../agents/views.ts';
@@ -56,7 +57,7 @@ export function registerAgentRoutes(app: App, { store, registry, hub }: RouteCon
     const { name } = request.params as z.infer<typeof AgentParams>;
     const fleet = await fleetSnapshot(store);
     const agent = fleet.agents.find((a) => a.name === name);
-    if (!agent) throw new StrataError('AGENT_NOT_FOUND', `agent ${JSON.stringify(name)} not found`, { details: { name } });
+    if (!agent) throw agentNotFound(name);
     return agentDetail(agent, trackedConfigurations(agent, fleet.assignments), fleet.configurations, hub.presence.get(name));
   });
 
@@ -75,7 +76,7 @@ export function registerAgentRoutes(app: App, { store, registry, hub }: RouteCon
 async function revokeAgent(store: Store, name: string): Promise<AgentRecord> {
   for (let attempt = 1; ; attempt++) {
     const current = await store.getAgent(name);
-    if (!current) throw new StrataError('AGENT_NOT_FOUND', `agent ${JSON.stringify(name)} not found`, { details: { name } });
+    if (!current) throw agentNotFound(name);
     if (current.revokedAt) return current;
     const { revision, ...fields } = current;
     try {
