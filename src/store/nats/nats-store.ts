@@ -45,7 +45,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setSha256Backend } from '@nats-io/obj';
-import { StrataError } from '../../core/errors.ts';
 import type { Store } from '../contract.ts';
 import { getAgent, listAgents, putAgent } from './agents.ts';
 import { deleteAssignment, listAssignments, putAssignment } from './assignments.ts';
@@ -66,6 +65,7 @@ import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, getVersion, listComponents, listVersions } from './versions.ts';
 import { LocalBlobCache } from './blob-cache.ts';
+import { StoreGate } from '../store-gate.ts';
 
 export type { NatsStoreOptions } from './connection.ts';
 
@@ -97,17 +97,9 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
     ...(options.blobCache ? { blobCache: new LocalBlobCache(options.blobCache.dir, options.blobCache.maxBytes) } : {}),
     closing: closing.signal,
   };
-  let closed = false;
-
-  /** Runs one store operation: refuses after close and reports a full JetStream as INSUFFICIENT_STORAGE. */
-  async function run<T>(work: (c: NatsContext) => Promise<T>): Promise<T> {
-    if (closed) throw new StrataError('INTERNAL', 'the store is closed');
-    try {
-      return await work(ctx);
-    } catch (error) {
-      throw storageError(error);
-    }
-  }
+  // Every operation refuses after close and names NATS's failures (full JetStream, NATS briefly away).
+  const gate = new StoreGate(ctx, storageError);
+  const { run } = gate;
 
   return {
     kind: 'nats',
@@ -129,7 +121,7 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
     deleteConfiguration: (name, deleteOptions) => run((c) => deleteConfiguration(c, name, deleteOptions)),
     configurationHistory: (name) => run((c) => configurationHistory(c, name)),
     watchConfigurations(watchOptions) {
-      if (closed) throw new StrataError('INTERNAL', 'the store is closed');
+      gate.assertOpen();
       return watchConfigurations(ctx, watchOptions);
     },
     createToken: (record) => run((c) => createToken(c, record)),
@@ -157,8 +149,8 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
     listState: () => run((c) => listState(c)),
     importRecord: (record) => run((c) => importRecord(c, record)),
     async close() {
-      if (closed) return;
-      closed = true;
+      if (gate.closed) return;
+      gate.closed = true;
       closing.abort();
       await nc.close().catch(() => undefined);
     },

@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StrataError } from '../../core/errors.ts';
 import type { Store } from '../contract.ts';
 import { blobDirs, storageError } from './blob-files.ts';
 import { deleteBlob, sweep } from './blob-gc.ts';
@@ -32,6 +31,7 @@ import { getState, listState, putStateIfAbsent } from './server-state.ts';
 import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, findVersion, listComponents, listVersions } from './versions.ts';
+import { StoreGate } from '../store-gate.ts';
 
 /** Opens (creating if needed) the embedded store rooted at `options.dir`. */
 export async function openSqliteStore(options: { dir: string }): Promise<Store> {
@@ -43,17 +43,9 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
   // Every watcher adds listeners; many concurrent watchers are normal, not a leak.
   events.setMaxListeners(0);
   const ctx: SqliteContext = { database: openDatabase(join(options.dir, 'strata.db')), dirs, verified: new Map(), events };
-  let closed = false;
-
-  /** Runs one store operation: refuses after close and reports a full disk as INSUFFICIENT_STORAGE. */
-  async function run<T>(work: (ctx: SqliteContext) => T | Promise<T>): Promise<T> {
-    if (closed) throw new StrataError('INTERNAL', 'the store is closed');
-    try {
-      return await work(ctx);
-    } catch (error) {
-      throw storageError(error);
-    }
-  }
+  // Every operation refuses after close and reports a full disk as INSUFFICIENT_STORAGE.
+  const gate = new StoreGate(ctx, storageError);
+  const { run } = gate;
 
   return {
     kind: 'sqlite',
@@ -75,7 +67,7 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
     deleteConfiguration: (name, deleteOptions) => run((c) => deleteConfiguration(c, name, deleteOptions)),
     configurationHistory: (name) => run((c) => configurationHistory(c.database, name)),
     watchConfigurations(watchOptions) {
-      if (closed) throw new StrataError('INTERNAL', 'the store is closed');
+      gate.assertOpen();
       return watchConfigurations(ctx, watchOptions);
     },
     createToken: (record) => run((c) => createToken(c.database, record)),
@@ -103,8 +95,8 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
     listState: () => run((c) => listState(c.database)),
     importRecord: (record) => run((c) => importRecord(c, record)),
     async close() {
-      if (closed) return;
-      closed = true;
+      if (gate.closed) return;
+      gate.closed = true;
       events.emit('close');
       ctx.database.db.close();
     },
