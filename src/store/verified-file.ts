@@ -66,18 +66,21 @@ async function verifyOnce(handle: FileHandle, info: BlobInfo, verified: Verified
 /** A stream of the whole blob that errors with BLOB_CORRUPT instead of delivering its last byte. */
 function verifiedStream(handle: FileHandle, info: BlobInfo, verified: VerifiedFiles): Readable {
   const file = handle.createReadStream({ autoClose: true });
-  const stream = Readable.from(verifiedChunks(file, info, verified), { objectMode: false });
+  const stream = Readable.from(verifiedChunks(file as AsyncIterable<Buffer>, info, verified), { objectMode: false });
   // A reader that gives up before the first read never starts the generator; close the file anyway.
   stream.once('close', () => file.destroy());
   return stream;
 }
 
-/** The file's chunks, the last one released only once the whole file hashed to its name. */
-async function* verifiedChunks(file: Readable, info: BlobInfo, verified: VerifiedFiles): AsyncGenerator<Buffer> {
+/**
+ * A blob's chunks, the last one released only once all of them hashed to its name (BLOB_CORRUPT
+ * instead, forgetting an earlier verification). Any source: a file, or NATS object chunks.
+ */
+export async function* verifiedChunks<C extends Uint8Array>(chunks: AsyncIterable<C>, info: Pick<BlobInfo, 'sha256' | 'size'>, verified: VerifiedFiles): AsyncGenerator<C> {
   const hash = createHash('sha256');
   let size = 0;
-  let held: Buffer | undefined;
-  for await (const chunk of file as AsyncIterable<Buffer>) {
+  let held: C | undefined;
+  for await (const chunk of chunks) {
     hash.update(chunk);
     size += chunk.byteLength;
     if (held !== undefined) yield held;
@@ -91,15 +94,17 @@ async function* verifiedChunks(file: Readable, info: BlobInfo, verified: Verifie
 }
 
 /** Whether the file behind `handle` hashes to the blob's name and has its size. */
-async function hashMatches(handle: FileHandle, info: BlobInfo): Promise<boolean> {
+function hashMatches(handle: FileHandle, info: BlobInfo): Promise<boolean> {
+  return chunksMatch(handle.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, info);
+}
+
+/** Whether chunks, all read, hash to the blob's name and add up to its size. */
+export async function chunksMatch(chunks: AsyncIterable<Uint8Array>, info: Pick<BlobInfo, 'sha256' | 'size'>): Promise<boolean> {
   const hash = createHash('sha256');
   let size = 0;
-  const buffer = Buffer.allocUnsafe(1 << 20);
-  for (;;) {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, size);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    size += bytesRead;
+  for await (const chunk of chunks) {
+    hash.update(chunk);
+    size += chunk.byteLength;
   }
   return size === info.size && hash.digest('hex') === info.sha256;
 }

@@ -7,7 +7,6 @@
  * already verified. Object-store chunks cannot be addressed by offset, so a range is read from
  * the object's start, skipping the bytes before it.
  */
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ObjectInfo } from '@nats-io/obj';
 import { StrataError } from '../../core/errors.ts';
@@ -16,7 +15,7 @@ import { blobInfo, readBlobRecord, type BlobRecord } from './blob-records.ts';
 import type { NatsContext } from './context.ts';
 import { objectChunks, objectFingerprint, objectInfo } from './objects.ts';
 import { checkRange, corrupt } from '../blob-errors.ts';
-import { readVerifiedFile } from '../verified-file.ts';
+import { chunksMatch, readVerifiedFile, verifiedChunks } from '../verified-file.ts';
 
 /** Opens a blob for reading under the rules of `Store.getBlob`. */
 export async function getBlob(ctx: NatsContext, sha256: string, range?: ByteRange): Promise<{ info: BlobInfo; stream: Readable }> {
@@ -30,7 +29,7 @@ export async function getBlob(ctx: NatsContext, sha256: string, range?: ByteRang
     const file = await ctx.blobCache.file(ctx, record, object, await objectFingerprint(ctx, record.object, object));
     return { info, stream: await readVerifiedFile(file, info, ctx.blobCache.verified, range) };
   }
-  if (range === undefined) return { info, stream: Readable.from(verifiedChunks(ctx, record, object), { objectMode: false }) };
+  if (range === undefined) return { info, stream: Readable.from(verifiedChunks(objectChunks(ctx, object), record, ctx.verified), { objectMode: false }) };
   const { start, end } = checkRange(range, record.size);
   const print = await objectFingerprint(ctx, record.object, object);
   if (ctx.verified.get(sha256) !== print) {
@@ -56,24 +55,6 @@ export async function verifyBlob(ctx: NatsContext, sha256: string): Promise<bool
   return ok;
 }
 
-/** The object's chunks, the last one released only once the whole object hashed to the blob's name. */
-async function* verifiedChunks(ctx: NatsContext, record: BlobRecord, object: ObjectInfo): AsyncGenerator<Uint8Array> {
-  const hash = createHash('sha256');
-  let size = 0;
-  let held: Uint8Array | undefined;
-  for await (const chunk of objectChunks(ctx, object)) {
-    hash.update(chunk);
-    size += chunk.byteLength;
-    if (held !== undefined) yield held;
-    held = chunk;
-  }
-  if (size !== record.size || hash.digest('hex') !== record.sha256) {
-    ctx.verified.delete(record.sha256);
-    throw corrupt(record.sha256);
-  }
-  if (held !== undefined) yield held;
-}
-
 /** Bytes `start`..`end` (inclusive) of the object. */
 async function* rangeChunks(ctx: NatsContext, object: ObjectInfo, start: number, end: number): AsyncGenerator<Uint8Array> {
   let offset = 0;
@@ -87,12 +68,6 @@ async function* rangeChunks(ctx: NatsContext, object: ObjectInfo, start: number,
 }
 
 /** Whether the object hashes to the blob's name and has its size. */
-async function hashMatches(ctx: NatsContext, record: BlobRecord, object: ObjectInfo): Promise<boolean> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of objectChunks(ctx, object)) {
-    hash.update(chunk);
-    size += chunk.byteLength;
-  }
-  return size === record.size && hash.digest('hex') === record.sha256;
+function hashMatches(ctx: NatsContext, record: BlobRecord, object: ObjectInfo): Promise<boolean> {
+  return chunksMatch(objectChunks(ctx, object), record);
 }
