@@ -6,13 +6,12 @@
  * without the markers and without what upper layers delete, because deploy-tools agents know
  * nothing of whiteouts: unpacking the rewritten layers in order gives the image's merged tree.
  */
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { Sha256Meter } from '../../lib/sha256-meter.ts';
 import { createGzip } from 'node:zlib';
 import { EntryChecker } from '../archive/entry-rules.ts';
 import { encodeTarHeader } from '../archive/pack.ts';
@@ -167,15 +166,7 @@ function headerOf(entry: TarEntry, entryPath: string, linkTo?: string): Buffer {
  */
 export async function rewriteLayer(file: SpilledFile, index: number, scan: Pick<LayerScan, 'links'>, hidden: HiddenPaths, target: string, onKept: (entryPath: string) => void): Promise<RewrittenLayer> {
   const gzip = createGzip({ level: 6, chunkSize: 256 * 1024 });
-  const hash = createHash('sha256');
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      size += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const tap = new Sha256Meter();
   const written = pipeline(gzip, tap, createWriteStream(target, { flags: 'wx' }));
   written.catch(() => undefined);
   const put = async (bytes: Buffer): Promise<void> => {
@@ -225,5 +216,5 @@ export async function rewriteLayer(file: SpilledFile, index: number, scan: Pick<
     await written.catch(() => undefined);
     throw inLayer(index, error);
   }
-  return { file: target, size, sha256: hash.digest('hex'), entries };
+  return { file: target, size: tap.bytes, sha256: tap.sha256(), entries };
 }

@@ -13,7 +13,8 @@ import { createWriteStream } from 'node:fs';
 import { access, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
+import { Sha256Meter } from '../../lib/sha256-meter.ts';
 import type { ObjectInfo } from '@nats-io/obj';
 import { StrataError } from '../../core/errors.ts';
 import { corrupt } from '../blob-errors.ts';
@@ -64,20 +65,12 @@ export class LocalBlobCache {
     this.ready ??= mkdir(this.dir, { recursive: true, mode: 0o700 }).then(() => undefined);
     await this.ready;
     const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    const hash = createHash('sha256');
-    let size = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        size += chunk.byteLength;
-        callback(null, chunk);
-      },
-    });
+    const meter = new Sha256Meter();
     try {
       await pipeline(Readable.from(objectChunks(ctx, object), { objectMode: false }), meter, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), { signal: ctx.closing });
       // Fewer bytes than recorded: the read ended early (NATS busy or electing), not rot; a retry may do.
-      if (size < record.size) throw new StrataError('STORE_UNAVAILABLE', `reading blob ${record.sha256} out of NATS ended after ${size} of ${record.size} bytes`);
-      if (size !== record.size || hash.digest('hex') !== record.sha256) throw corrupt(record.sha256);
+      if (meter.bytes < record.size) throw new StrataError('STORE_UNAVAILABLE', `reading blob ${record.sha256} out of NATS ended after ${meter.bytes} of ${record.size} bytes`);
+      if (meter.bytes !== record.size || meter.sha256() !== record.sha256) throw corrupt(record.sha256);
       await rename(temp, file);
     } catch (error) {
       await rm(temp, { force: true });
