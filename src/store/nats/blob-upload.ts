@@ -7,18 +7,16 @@
  * Until that record exists the object is just a staged upload that no read can reach; every
  * failure removes it at once, and a crash leaves it for `sweep`.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { StrataError } from '../../core/errors.ts';
-import type { BlobInfo, PutBlobOptions, StagedBlob } from '../contract.ts';
+import type { BlobInfo, PutBlobOptions } from '../contract.ts';
 import { blobInfo, readBlobRecord, type BlobRecord } from './blob-records.ts';
 import { isWrongLastSequence, nowIso, storageError, toJson } from './codec.ts';
 import type { NatsContext } from './context.ts';
 import { appendLedger, ledgerSubject } from './ledger.ts';
 import { newObjectName, objectInfo, removeObject } from './objects.ts';
+import { stagedFile, UploadMeter, writeAll } from '../staging.ts';
 
 /** Stores the bytes of `source` as a blob under the rules of `Store.putBlob`. */
 export async function putBlob(ctx: NatsContext, source: AsyncIterable<Uint8Array>, options: PutBlobOptions = {}): Promise<BlobInfo> {
@@ -35,7 +33,7 @@ export async function putBlob(ctx: NatsContext, source: AsyncIterable<Uint8Array
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
       throw new StrataError('HASH_MISMATCH', undefined, { details: { expected: options.expectedSha256, actual: sha256 } });
     }
-    if (options.beforeCommit) await options.beforeCommit(stagedBlob(spoolPath, sha256, size));
+    if (options.beforeCommit) await options.beforeCommit(stagedFile(spoolPath, sha256, size));
     const { info, keptOurs } = await commit(ctx, object, sha256, size);
     if (!keptOurs) await removeObject(ctx, object);
     return info;
@@ -62,8 +60,7 @@ async function receive(
   source: AsyncIterable<Uint8Array>,
   maxBytes: number | undefined,
 ): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
+  const meter = new UploadMeter(maxBytes);
   let failure: { error: unknown } | undefined;
   const iterator = source[Symbol.asyncIterator]();
   const body = new ReadableStream<Uint8Array>(
@@ -76,9 +73,7 @@ async function receive(
             return;
           }
           const chunk = next.value;
-          size += chunk.byteLength;
-          if (maxBytes !== undefined && size > maxBytes) throw new StrataError('PAYLOAD_TOO_LARGE', undefined, { details: { maxBytes } });
-          hash.update(chunk);
+          meter.take(chunk);
           await writeAll(spool, chunk);
           controller.enqueue(chunk);
         } catch (error) {
@@ -102,27 +97,7 @@ async function receive(
     throw error;
   }
   if (failure) throw failure.error;
-  return { sha256: hash.digest('hex'), size };
-}
-
-/** Writes a whole chunk to the spool. */
-async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < chunk.byteLength) {
-    const result = await handle.write(chunk, written, chunk.byteLength - written);
-    written += result.bytesWritten;
-  }
-}
-
-/** The view of the staged upload that `beforeCommit` gets: the spool file, read at random. */
-function stagedBlob(spoolPath: string, sha256: string, size: number): StagedBlob {
-  return {
-    sha256,
-    size,
-    read(range): Readable {
-      return createReadStream(spoolPath, range === undefined ? {} : { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) });
-    },
-  };
+  return meter.result();
 }
 
 /**

@@ -4,18 +4,16 @@
  * at any step leaves at most a `.part` file (swept later) or an unrecorded blob file (re-used by
  * the next upload of the same bytes, or swept), never a visible partial blob.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { StrataError } from '../../core/errors.ts';
 import { syncDirectory } from '../../lib/atomic-file.ts';
-import type { BlobInfo, PutBlobOptions, StagedBlob } from '../contract.ts';
+import type { BlobInfo, PutBlobOptions } from '../contract.ts';
 import { blobPath, blobShardDir, errorCode, newUploadPath, storageError } from './blob-files.ts';
 import { findBlobRow } from './blob-rows.ts';
 import type { SqliteContext } from './context.ts';
 import { inTransaction } from './database.ts';
 import { nowIso } from './rows.ts';
+import { stagedFile, UploadMeter, writeAll } from '../staging.ts';
 
 /** Stores the bytes of `source` as a blob under the rules of `Store.putBlob`. */
 export async function putBlob(
@@ -34,7 +32,7 @@ export async function putBlob(
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
       throw new StrataError('HASH_MISMATCH', undefined, { details: { expected: options.expectedSha256, actual: sha256 } });
     }
-    if (options.beforeCommit) await options.beforeCommit(stagedBlob(partPath, sha256, size));
+    if (options.beforeCommit) await options.beforeCommit(stagedFile(partPath, sha256, size));
     if ((await storedFileSize(ctx, sha256)) === size && reuseExisting(ctx, sha256)) {
       await unlink(partPath);
       const existing = findBlobRow(ctx.database, sha256);
@@ -56,33 +54,13 @@ async function receive(
   source: AsyncIterable<Uint8Array>,
   maxBytes: number | undefined,
 ): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
+  const meter = new UploadMeter(maxBytes);
   for await (const chunk of source) {
-    size += chunk.byteLength;
-    // Refuse before writing the chunk, so an oversized upload never costs more disk than the limit.
-    if (maxBytes !== undefined && size > maxBytes) {
-      throw new StrataError('PAYLOAD_TOO_LARGE', undefined, { details: { maxBytes } });
-    }
-    hash.update(chunk);
-    let written = 0;
-    while (written < chunk.byteLength) {
-      const result = await handle.write(chunk, written, chunk.byteLength - written);
-      written += result.bytesWritten;
-    }
+    // Refused before the chunk is written, so an oversized upload never costs more disk than the limit.
+    meter.take(chunk);
+    await writeAll(handle, chunk);
   }
-  return { sha256: hash.digest('hex'), size };
-}
-
-/** The view of the staged file that `beforeCommit` gets. */
-function stagedBlob(partPath: string, sha256: string, size: number): StagedBlob {
-  return {
-    sha256,
-    size,
-    read(range): Readable {
-      return createReadStream(partPath, range === undefined ? {} : { start: range.start, end: range.end });
-    },
-  };
+  return meter.result();
 }
 
 /** The size of the file a blob would live in, or undefined when there is none. */
