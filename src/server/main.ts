@@ -2,7 +2,7 @@
  * `strata server`: reads the configuration, opens the store, sets up TLS, builds the app,
  * listens, keeps retention running, and shuts down cleanly on a signal.
  */
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { Lifecycle } from '../lib/lifecycle.ts';
@@ -17,6 +17,7 @@ import { createClusterBus } from './cluster/create-bus.ts';
 import { Registry } from '../core/registry.ts';
 import { StrataError } from '../core/errors.ts';
 import { loadSshKeys, startSshFront, type SshFront } from '../ssh/server.ts';
+import { natsAuth } from './nats-auth.ts';
 
 /** A running server. */
 export interface RunningServer {
@@ -34,8 +35,6 @@ function clientUrl(scheme: string, host: string, port: number): string {
 /** The store the configuration picks: the embedded one under the data dir, or NATS JetStream. */
 export async function storeOptions(config: ServerConfig, dataDir: string): Promise<StoreOptions> {
   if (config.store === 'sqlite' || config.nats === undefined) return { kind: 'sqlite', dir: path.join(dataDir, 'store') };
-  const password = config.natsPasswordFile === undefined ? undefined : (await readFile(config.natsPasswordFile, 'utf8')).replace(/\r?\n$/, '');
-  const tls = config.natsCa || config.natsCert ? { ...(config.natsCa ? { ca: config.natsCa } : {}), ...(config.natsCert ? { cert: config.natsCert } : {}), ...(config.natsKey ? { key: config.natsKey } : {}) } : undefined;
   return {
     kind: 'nats',
     servers: config.nats,
@@ -43,10 +42,7 @@ export async function storeOptions(config: ServerConfig, dataDir: string): Promi
     prefix: config.natsPrefix,
     spoolDir: path.join(dataDir, 'nats-spool'),
     ...(config.natsBlobCache > 0 ? { blobCache: { dir: path.join(dataDir, 'nats-blob-cache'), maxBytes: config.natsBlobCache } } : {}),
-    ...(config.natsCreds ? { creds: config.natsCreds } : {}),
-    ...(config.natsUser ? { user: config.natsUser } : {}),
-    ...(password === undefined ? {} : { password }),
-    ...(tls ? { tls } : {}),
+    ...(await natsAuth(config)),
   };
 }
 

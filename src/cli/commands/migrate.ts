@@ -1,23 +1,18 @@
 /** `strata migrate`: copy the embedded store into NATS JetStream. */
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parseNatsServers } from '../../server/config.ts';
+import { addNatsAuthOptions, natsAuth, type NatsAuthFlags } from '../../server/nats-auth.ts';
 import { println, UsageError, UserError, type CliContext } from '../context.ts';
 import { examples } from './shared.ts';
 
 /** Options of `migrate` as commander hands them over. */
-interface MigrateOptions {
+interface MigrateOptions extends NatsAuthFlags {
   from: string;
   to: string;
   resume?: boolean;
-  natsCreds?: string;
-  natsUser?: string;
-  natsPasswordFile?: string;
-  natsCa?: string;
-  natsCert?: string;
-  natsKey?: string;
   natsReplicas: string;
   natsPrefix: string;
 }
@@ -34,17 +29,11 @@ async function sqliteDir(from: string): Promise<string> {
 
 /** Registers `migrate`. */
 export function registerMigrate(program: Command, context: CliContext): void {
-  const command = program.command('migrate')
+  const command = addNatsAuthOptions(program.command('migrate')
     .description('copy everything from the embedded SQLite store into NATS JetStream (stop the server first)')
     .requiredOption('--from <sqlite:DIR>', "the source: sqlite: and the server's --data directory")
     .requiredOption('--to <urls>', 'the target NATS servers, comma-separated, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222')
-    .option('--resume', 'continue an interrupted migration into a target that already holds part of the copy')
-    .option('--nats-creds <file>', 'NATS credentials file (.creds)')
-    .option('--nats-user <user>', 'NATS user name (with --nats-password-file)')
-    .option('--nats-password-file <file>', 'file holding the NATS password')
-    .option('--nats-ca <file>', 'CA certificate to verify the NATS servers (TLS)')
-    .option('--nats-cert <file>', 'client certificate for NATS mutual TLS (with --nats-key)')
-    .option('--nats-key <file>', 'private key of --nats-cert')
+    .option('--resume', 'continue an interrupted migration into a target that already holds part of the copy'))
     .option('--nats-replicas <n>', 'replicas of every stream and bucket created: 1, or 3 for a three-node cluster', '1')
     .option('--nats-prefix <prefix>', 'prefix of stream, bucket and subject names (as the server will use)', 'strata')
     .action(async (options: MigrateOptions) => {
@@ -58,19 +47,14 @@ export function registerMigrate(program: Command, context: CliContext): void {
       if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new UsageError('--nats-replicas must be a whole number from 1 to 5');
       if ((options.natsUser === undefined) !== (options.natsPasswordFile === undefined)) throw new UsageError('--nats-user and --nats-password-file go together');
       const dir = await sqliteDir(options.from);
-      const password = options.natsPasswordFile === undefined ? undefined : (await readFile(options.natsPasswordFile, 'utf8')).replace(/\r?\n$/, '');
-      const tls = options.natsCa || options.natsCert ? { ...(options.natsCa ? { ca: options.natsCa } : {}), ...(options.natsCert ? { cert: options.natsCert } : {}), ...(options.natsKey ? { key: options.natsKey } : {}) } : undefined;
+      const auth = await natsAuth(options);
       const { createStore } = await import('../../store/create-store.ts');
       const { migrateStore } = await import('../../store/migrate.ts');
       const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'strata-migrate-'));
       const source = await createStore({ kind: 'sqlite', dir });
       try {
         const target = await createStore({
-          kind: 'nats', servers, replicas, prefix: options.natsPrefix, spoolDir,
-          ...(options.natsCreds ? { creds: options.natsCreds } : {}),
-          ...(options.natsUser ? { user: options.natsUser } : {}),
-          ...(password === undefined ? {} : { password }),
-          ...(tls ? { tls } : {}),
+          kind: 'nats', servers, replicas, prefix: options.natsPrefix, spoolDir, ...auth,
         });
         try {
           println(context.stdout, `Migrating ${dir} → ${servers.join(',')} (prefix ${options.natsPrefix}, ${replicas} replica${replicas === 1 ? '' : 's'})`);

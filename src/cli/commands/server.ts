@@ -4,10 +4,11 @@ import { ServerConfigSchema } from '../../server/config.ts';
 import { UsageError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
 import { leanStart } from '../../lib/lean-start.ts';
+import { addNatsAuthOptions } from '../../server/nats-auth.ts';
 
 /** Registers `server`. */
 export function registerServer(program: Command, context: CliContext): void {
-  const command = program.command('server')
+  const command = addNatsAuthOptions(program.command('server')
     .description('run the Strata server (registry, API, agent channel) on the embedded SQLite store or on NATS JetStream')
     .option('--data <dir>', 'data directory (env STRATA_DATA)', context.env['STRATA_DATA'] ?? '.strata/data')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7443')
@@ -28,13 +29,7 @@ export function registerServer(program: Command, context: CliContext): void {
     .option('--ssh-max-sessions <n>', 'SSH connections open at once', '64')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .option('--store <kind>', 'where state lives: sqlite (embedded, under --data; one server) or nats (NATS JetStream; several servers can share it)', context.env['STRATA_STORE'] ?? 'sqlite')
-    .option('--nats <urls>', 'with --store nats: NATS servers, comma-separated; list every cluster node, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222 (env STRATA_NATS)', context.env['STRATA_NATS'])
-    .option('--nats-creds <file>', 'NATS credentials file (.creds with JWT and nkey seed, as nsc writes it)')
-    .option('--nats-user <user>', 'NATS user name (with --nats-password-file)')
-    .option('--nats-password-file <file>', 'file holding the NATS password (kept out of the command line and the environment)')
-    .option('--nats-ca <file>', 'CA certificate to verify the NATS servers (TLS)')
-    .option('--nats-cert <file>', 'client certificate for NATS mutual TLS (with --nats-key)')
-    .option('--nats-key <file>', 'private key of --nats-cert')
+    .option('--nats <urls>', 'with --store nats: NATS servers, comma-separated; list every cluster node, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222 (env STRATA_NATS)', context.env['STRATA_NATS']))
     .option('--nats-replicas <n>', 'copies JetStream keeps of every stream and bucket: 1 for a single NATS server, 3 for a three-node cluster', '1')
     .option('--nats-prefix <prefix>', 'prefix of every stream, bucket and subject name, so several Strata installations can share one NATS account', 'strata')
     .option('--nats-blob-cache <size>', 'with --store nats: bytes of local blob copies this replica keeps under --data to serve downloads from (0: stream every download from NATS)', '8GiB')
