@@ -38,6 +38,11 @@ export async function testApp(
     await app.close();
     await store.close();
   });
+  return { app, store, ...(await roleTokens(store)) };
+}
+
+/** Creates an API token of every role in the store: a bearer header and the token id per role. */
+export async function roleTokens(store: Store): Promise<Pick<TestApp, 'auth' | 'tokenIds'>> {
   const auth = {} as TestApp['auth'];
   const tokenIds = {} as TestApp['tokenIds'];
   for (const role of ['admin', 'deployer', 'viewer'] as const) {
@@ -46,5 +51,5 @@ export async function testApp(
     auth[role] = { authorization: `Bearer ${token.text}` };
     tokenIds[role] = token.id;
   }
-  return { app, store, auth, tokenIds };
+  return { auth, tokenIds };
 }

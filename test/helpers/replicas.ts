@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/server/build-app.ts';
-import { generateApiToken } from '../../src/core/tokens.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 import { createHttpClient } from '../../src/lib/http-client.ts';
 import { connectNats } from '../../src/store/nats/connection.ts';
@@ -15,7 +14,7 @@ import { NatsBus, type BusTiming } from '../../src/server/cluster/nats-bus.ts';
 import type { Store } from '../../src/store/contract.ts';
 import type { OrderEvent } from '../../src/protocol/order-api.ts';
 import type { HostResult } from '../../src/protocol/orders.ts';
-import { TEST_CA, type TestApp } from './app.ts';
+import { roleTokens, TEST_CA, type TestApp } from './app.ts';
 
 /** Short bus timing for tests: a beat every 100 ms, dead after 800 ms. */
 export const TEST_BUS_TIMING: BusTiming = { beatMs: 100, expireMs: 800, requestTimeoutMs: 2000 };
@@ -43,14 +42,7 @@ export async function startReplica(store: Store, servers: string[], prefix: stri
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `127.0.0.1:${(app.server.address() as { port: number }).port}`;
   const client = createHttpClient({ baseUrl: `http://${base}` });
-  const auth = {} as TestApp['auth'];
-  const tokenIds = {} as TestApp['tokenIds'];
-  for (const role of ['admin', 'deployer', 'viewer'] as const) {
-    const token = generateApiToken();
-    await store.createToken({ id: token.id, kind: 'api', role, name: `${role}-token`, secretHash: token.secretHash, createdAt: new Date().toISOString(), createdBy: 'test' });
-    auth[role] = { authorization: `Bearer ${token.text}` };
-    tokenIds[role] = token.id;
-  }
+  const { auth, tokenIds } = await roleTokens(store);
   let closed = false;
   return {
     app, bus, base, client, env: { app, store, auth, tokenIds },
