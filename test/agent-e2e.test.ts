@@ -65,9 +65,12 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     await push('conf', 'v1', { 'app.conf': 'port=1' });
     await ok(['addconf', '--name', 'site', '--layer', 'code:v1', '--layer', 'conf:v1']);
     const dir = path.join(root, 'agent-a');
-    agent({ server, dir, name: 'web-1', token, args: ['--track', 'site', '--hook', path.join(root, 'hook.sh'), '--labels', 'role=web,region=eu'] });
+    const web1 = agent({ server, dir, name: 'web-1', token, args: ['--track', 'site', '--hook', path.join(root, 'hook.sh'), '--labels', 'role=web,region=eu'] });
     const current = path.join(dir, 'site', 'current');
     assert.equal(await waitFor('first deploy', () => read(path.join(current, 'index.html'))), 'v1');
+    // The agent replaced itself to run lean, with V8's gc exposed for the pacer (src/lib/gc-pacer.ts).
+    const argv = (await readFile(`/proc/${web1.process.pid}/cmdline`, 'utf8')).split('\0');
+    assert.ok(argv.includes('--expose-gc') && argv.includes('--max-semi-space-size=1'), `agent argv: ${argv.join(' ')}`);
     assert.equal(await read(path.join(current, 'app.conf')), 'port=1');
     const identity = await import('node:fs/promises').then((fs) => fs.stat(path.join(dir, 'identity.json')));
     assert.equal(identity.mode & 0o777, 0o600);

@@ -16,6 +16,7 @@ import { tempDir } from './helpers/temp-dir.ts';
 interface Report {
   pid: number;
   stripped: boolean;
+  gc: string;
   execArgv: string[];
   env: Record<string, string | undefined>;
   initialEnviron: string[];
@@ -31,10 +32,11 @@ import module from 'node:module';
 import { readFileSync } from 'node:fs';
 module.enableCompileCache(${JSON.stringify(path.join(dir, 'cache'))});
 const { leanStart } = await import(${JSON.stringify(leanStart)});
-await leanStart('serve', async () => { await import(${JSON.stringify(someSource)}); });
+await leanStart('serve', async () => { await import(${JSON.stringify(someSource)}); }, JSON.parse(process.env.LEAN_FLAGS ?? '[]'));
 process.stdout.write(JSON.stringify({
   pid: process.pid,
   stripped: process.moduleLoadList.some((entry) => entry.includes('internal/deps/amaro')),
+  gc: typeof globalThis.gc,
   execArgv: process.execArgv,
   env: { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX, STRATA_LEAN_RESTARTED: process.env.STRATA_LEAN_RESTARTED, STRATA_LEAN_ARENAS: process.env.STRATA_LEAN_ARENAS },
   initialEnviron: readFileSync('/proc/self/environ', 'utf8').split('\\0').filter((line) => /^(MALLOC_ARENA_MAX|STRATA_LEAN)/.test(line)),
@@ -59,6 +61,24 @@ describe('lean start', () => {
     assert.ok(report.execArgv.includes('--max-semi-space-size=1'), `execArgv ${report.execArgv.join(' ')}`);
     assert.deepEqual(report.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=1']);
     assert.deepEqual(report.env, {}, 'children inherit none of it');
+  });
+
+  it('replaces itself a second time when a required flag finds the compile cache cold, and once when it is warm', async (t) => {
+    const dir = await tempDir(t, 'strata-lean-');
+    const file = script(dir);
+    const env = { LEAN_FLAGS: JSON.stringify(['--expose-gc']) };
+    const [cold] = run(file, ['serve'], env) as [Report];
+    assert.equal(cold.stripped, false, 'the second replacement loaded every module from the cache its flags use');
+    assert.equal(cold.gc, 'function', 'the required flag is in effect');
+    assert.ok(cold.execArgv.includes('--expose-gc') && cold.execArgv.includes('--max-semi-space-size=1'), `execArgv ${cold.execArgv.join(' ')}`);
+    assert.deepEqual(cold.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=2']);
+    assert.deepEqual(cold.env, {}, 'children inherit none of it');
+
+    const [warm] = run(file, ['serve'], env) as [Report];
+    assert.equal(warm.stripped, false);
+    assert.equal(warm.gc, 'function');
+    assert.ok(warm.initialEnviron.includes('STRATA_LEAN_RESTARTED=1'), `one replacement is enough with a warm cache: ${warm.initialEnviron.join(' ')}`);
+    assert.equal(warm.execArgv.filter((flag) => flag === '--expose-gc').length, 1, 'a flag is added once');
   });
 
   it('keeps an arena limit the operator set, and leaves other commands alone', async (t) => {

@@ -27,6 +27,7 @@ import type { ServiceOrigin } from './service/supervisor.ts';
 import type { ServiceStatus } from '../protocol/agent.ts';
 import { ORDER_CODES } from '../protocol/orders.ts';
 import { writeLastHookLog } from './orders/last-hook-log.ts';
+import { gcPacer } from '../lib/gc-pacer.ts';
 
 /** Settings shared by every worker of an agent. */
 export interface WorkerSettings {
@@ -259,7 +260,11 @@ export class ConfigWorker {
     if (await exists(release.finalDir)) {
       await cache.ensure(desired.layers.map((layer) => ({ sha256: layer.blob, size: layer.size })), { signal });
     } else {
-      await fetchAndUnpack({ cache, layers: desired.layers, target: release.tempDir, limits, signal, onDownloaded: () => this.setPhase('unpacking') });
+      try {
+        await fetchAndUnpack({ cache, layers: desired.layers, target: release.tempDir, limits, signal, onDownloaded: () => this.setPhase('unpacking') });
+      } finally {
+        gcPacer.settle(); // the agent goes back to idle without the deploy's garbage
+      }
       await commitRelease(release.tempDir, release.finalDir);
     }
     signal.throwIfAborted();

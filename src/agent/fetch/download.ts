@@ -17,6 +17,7 @@ import type { BlobResponse, BlobSource } from './blob-source.ts';
 import { hashFileInto } from './file-hash.ts';
 import type { ByteTap } from './byte-tap.ts';
 import { isTransientStatus, planBody, statusError } from './response-check.ts';
+import { gcPacer } from '../../lib/gc-pacer.ts';
 
 /** Everything one download needs; the cache fills it from its own options. */
 export interface DownloadOptions {
@@ -177,6 +178,7 @@ async function writeBody(options: DownloadOptions, response: BlobResponse, part:
       const offset = start + received;
       received += chunk.byteLength;
       hash.update(chunk);
+      gcPacer.streamed(chunk.byteLength);
       options.onProgress?.(start + received);
       if (options.tap === undefined) return callback(null, chunk);
       options.tap.offer(chunk, offset).then(() => callback(null, chunk), callback);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { symlinkResolution, unsafeEntry, type PathLookup } from '../../core/archive/entry-rules.ts';
 import { inLayer, pathParts } from './layer-entry.ts';
 import { removeTree } from './remove-tree.ts';
+import { gcPacer } from '../../lib/gc-pacer.ts';
 
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -94,6 +95,7 @@ export class TreeWriter {
         let offset = 0;
         while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
         written += chunk.length;
+        gcPacer.streamed(chunk.length);
       }
       fchmodSync(fd, (mode ?? 0o644) & 0o777);
       if (mtime !== undefined && !Number.isNaN(mtime.getTime())) futimesSync(fd, mtime, mtime);
