@@ -98,13 +98,23 @@ function variantEnv(variant: Variant, probeFile: string): Record<string, string>
 }
 
 /**
- * RSS and heap after importing `specifiers` into a fresh node (and a full GC), median of 3 runs;
- * relative specifiers resolve from the repository root.
+ * A script that builds the CLI's command tree as `strata <args>` does, which loads the modules of
+ * the commands those arguments name (all of them for `--help`).
  */
-function importCost(what: string, specifiers: string[], cacheDir?: string): ImportCost {
+function cliBuild(args: string[]): string {
+  const run = JSON.stringify(path.join(ROOT, 'src/cli/run.ts'));
+  return `await (await import(${run})).buildProgram({ stdout: process.stdout, stderr: process.stderr, env: {}, setExitCode: () => undefined }, ${JSON.stringify(args)});`;
+}
+
+/**
+ * RSS and heap after building the CLI for `cliArgs` (if given) and importing `specifiers` into a
+ * fresh node (and a full GC), median of 3 runs; relative specifiers resolve from the repository root.
+ */
+function importCost(what: string, specifiers: string[], cacheDir?: string, cliArgs?: string[]): ImportCost {
   const enable = cacheDir ? `(await import('node:module')).enableCompileCache(${JSON.stringify(cacheDir)});` : '';
+  const cli = cliArgs ? cliBuild(cliArgs) : '';
   const imports = specifiers.map((specifier) => `await import(${JSON.stringify(specifier.startsWith('.') ? path.join(ROOT, specifier) : specifier)});`).join(' ');
-  const script = `${enable} ${imports} globalThis.gc(); const u = process.memoryUsage(); process.stdout.write(JSON.stringify({ rss: u.rss, heapUsed: u.heapUsed }));`;
+  const script = `${enable} ${cli} ${imports} globalThis.gc(); const u = process.memoryUsage(); process.stdout.write(JSON.stringify({ rss: u.rss, heapUsed: u.heapUsed }));`;
   const runs: { rss: number; heapUsed: number }[] = [];
   // With a cache, one unmeasured run fills it first.
   for (let run = cacheDir ? -1 : 0; run < 3; run += 1) {
@@ -124,10 +134,10 @@ function measureImports(cacheDir: string): ImportCost[] {
     importCost('+ tar', ['tar']),
     importCost('+ yauzl', ['yauzl']),
     importCost('+ commander', ['commander']),
-    importCost('src/cli/run.ts (the CLI with every command registered)', ['./src/cli/run.ts']),
+    importCost('src/cli/run.ts (the CLI with every command registered, as for --help)', [], undefined, ['--help']),
     importCost('src/agent/main.ts (the agent alone)', ['./src/agent/main.ts']),
-    importCost('src/cli/run.ts + src/agent/main.ts (what `strata agent` loads)', ['./src/cli/run.ts', './src/agent/main.ts']),
-    importCost('the same from the compile cache (as `strata agent` runs)', ['./src/cli/run.ts', './src/agent/main.ts'], cacheDir),
+    importCost('the CLI for `agent` + src/agent/main.ts (what `strata agent` loads)', ['./src/agent/main.ts'], undefined, ['agent']),
+    importCost('the same from the compile cache (as `strata agent` runs)', ['./src/agent/main.ts'], cacheDir, ['agent']),
   ];
 }
 

@@ -28,8 +28,21 @@ export function normalizeArgs(args: readonly string[]): string[] {
   return out;
 }
 
-/** Builds the command tree writing to the context's streams. */
-export function buildProgram(context: CliContext): Command {
+/**
+ * The command a run names: its first argument, unless that is a global option (`--help`,
+ * `--version`), in which case none, and every command is needed.
+ */
+function commandNameOf(args: readonly string[]): string | undefined {
+  const first = args[0];
+  return first === undefined || first.startsWith('-') ? undefined : first;
+}
+
+/**
+ * Builds the command tree writing to the context's streams. Given the (normalized) arguments, it
+ * loads only the module of the command they name; without them, or for help or an unknown
+ * command, every command.
+ */
+export async function buildProgram(context: CliContext, args?: readonly string[]): Promise<Command> {
   const program = new Command('strata')
     .description('Strata ships layered file trees to fleets of Linux machines and keeps them there.')
     .version(STRATA_VERSION, '--version', 'print the version')
@@ -41,7 +54,7 @@ export function buildProgram(context: CliContext): Command {
       outputError: (text, write) => write(`strata: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     })
     .exitOverride();
-  registerCommands(program, context);
+  await registerCommands(program, context, args === undefined ? undefined : commandNameOf(args));
   return program;
 }
 
@@ -59,9 +72,10 @@ export function describeFailure(error: unknown, debug: boolean): { line: string;
 export async function runCli(args: readonly string[], context: CliContext): Promise<number> {
   let exitCode = 0;
   const wrapped: CliContext = { ...context, setExitCode: (code) => (exitCode = code) };
-  const program = buildProgram(wrapped);
+  const normalized = normalizeArgs(args);
+  const program = await buildProgram(wrapped, normalized);
   try {
-    await program.parseAsync(normalizeArgs(args), { from: 'user' });
+    await program.parseAsync(normalized, { from: 'user' });
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
