@@ -19,6 +19,7 @@ import { median, mib, table } from './lib/stats.ts';
 import { apiGet, pollUntil, scaledIngestTree, spawnAgent, stopAll, strataJson, type AgentProcess, type RolloutStatus } from './lib/strata.ts';
 import { generateTree } from './lib/tree.ts';
 import { onInterrupt } from './lib/interrupt.ts';
+import { agentRecord } from '../test/helpers/strata-agent.ts';
 
 const TARGET_IDLE_RSS = 60 * 1000 * 1000;
 const TARGET_APPLY_RSS = 120 * 1000 * 1000;
@@ -72,6 +73,14 @@ interface ApplyResult {
   variant: string;
   run: ApplyRun;
   probe?: ProbeReport;
+}
+
+/** A daemon agent that deployed the big configuration, sampled idle afterwards. */
+interface SettledResult {
+  variant: string;
+  /** VmHWM after the deploy: the deploy's peak. */
+  hwm: number;
+  rssMedian: number;
 }
 
 interface ImportCost {
@@ -199,6 +208,39 @@ async function measureIdle(server: TestServer, joinToken: string, root: string, 
   return results;
 }
 
+/**
+ * A daemon agent per variant (without the probe) deploys the big configuration; 5 s after it
+ * reports, its RSS is read every second for 20 s. What an agent keeps after a real deploy.
+ */
+async function measureSettled(server: TestServer, joinToken: string, root: string, agents: AgentProcess[]): Promise<SettledResult[]> {
+  const results: SettledResult[] = [];
+  for (const [index, variant] of VARIANTS.filter((v) => !v.probe).entries()) {
+    const name = `settled-${index + 1}`;
+    const agent = spawnAgent({
+      name, dir: path.join(root, name), nodeFlags: nodeArgs(variant),
+      args: ['--server', server.url, '--join-token', joinToken, '--name', name, '--track', 'big', '--log-level', 'info'],
+      env: variantEnv(variant, ''),
+    });
+    agents.push(agent);
+    await pollUntil(`${name} to deploy the big configuration`, async () => {
+      const record = await agentRecord(server, name).catch(() => undefined);
+      return record?.configurations?.find((c) => c.configuration === 'big' && c.phase === 'deployed');
+    }, 300_000, 500);
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const rss: number[] = [];
+    for (let second = 0; second < 20; second += 1) {
+      const sample = readProc(agent.child.pid!);
+      if (sample === undefined) throw new Error(`agent ${name} exited while idle:\n${agent.tail()}`);
+      rss.push(sample.rss);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    results.push({ variant: variant.name, hwm: readProc(agent.child.pid!)!.hwm, rssMedian: median(rss) });
+    await stopAll([agent.child]);
+    rmSync(path.join(root, name), { recursive: true, force: true });
+  }
+  return results;
+}
+
 async function main(): Promise<void> {
   const { idleSeconds, applyBytes } = parseOptions();
   const machine = describeMachine();
@@ -274,6 +316,14 @@ async function main(): Promise<void> {
       ])}\n`);
     }
 
+    const settled = applyBytes > 0 ? await measureSettled(server, joinToken, root, agents) : [];
+    if (settled.length) {
+      console.log(`\n${table([
+        ['daemon agent, after deploying the big configuration', 'deploy peak (VmHWM)', 'idle RSS after (median of 20 s)'],
+        ...settled.map((r) => [r.variant, `${mib(r.hwm)} MiB`, `${mib(r.rssMedian)} MiB`]),
+      ])}\n`);
+    }
+
     const headline = (name: string): { idle: IdleResult; apply?: ApplyResult } => ({ idle: idle.find((r) => r.variant === name)!, ...(applies.length ? { apply: applies.find((a) => a.variant === name)! } : {}) });
     const summaryRows = [['', BASELINE, SHIPPED, 'target']];
     const d = headline(BASELINE);
@@ -291,7 +341,7 @@ async function main(): Promise<void> {
     writeFileSync(outFile, `${JSON.stringify({
       benchmark: 'agent-memory', date: new Date().toISOString(), machine, idleSeconds, applyBytes,
       targets: { idleRssBytes: TARGET_IDLE_RSS, applyRssBytes: TARGET_APPLY_RSS, idleCpuShare: TARGET_IDLE_CPU },
-      imports, idle, applies,
+      imports, idle, applies, settled,
     }, null, 2)}\n`);
     console.log(`\nwrote ${path.relative(ROOT, outFile)}`);
   } finally {
