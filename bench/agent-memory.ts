@@ -158,6 +158,18 @@ function readProbe(file: string): ProbeReport | undefined {
   }
 }
 
+/** Reads each agent's VmRSS once a second for `seconds`, appending to its list in `samples`; an agent that exits fails the run. */
+async function sampleRss(agents: AgentProcess[], seconds: number, samples: Map<string, number[]>): Promise<void> {
+  for (let second = 0; second < seconds; second += 1) {
+    for (const agent of agents) {
+      const sample = readProc(agent.child.pid!);
+      if (sample === undefined) throw new Error(`agent ${agent.name} exited while idle:\n${agent.tail()}`);
+      samples.get(agent.name)!.push(sample.rss);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 /** Starts one agent per variant on the small configuration, waits for the deploys, then samples them idle. */
 async function measureIdle(server: TestServer, joinToken: string, root: string, idleSeconds: number, agents: AgentProcess[]): Promise<IdleResult[]> {
   const started = VARIANTS.map((variant, index) => {
@@ -180,14 +192,7 @@ async function measureIdle(server: TestServer, joinToken: string, root: string, 
   const samples = new Map<string, number[]>(started.map(({ agent }) => [agent.name, []]));
   const first = new Map(started.map(({ agent }) => [agent.name, readProc(agent.child.pid!)!]));
   const startedAt = performance.now();
-  for (let second = 0; second < idleSeconds; second += 1) {
-    for (const { agent } of started) {
-      const sample = readProc(agent.child.pid!);
-      if (sample === undefined) throw new Error(`agent ${agent.name} exited while idle:\n${agent.tail()}`);
-      samples.get(agent.name)!.push(sample.rss);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
+  await sampleRss(started.map(({ agent }) => agent), idleSeconds, samples);
   const wallSeconds = (performance.now() - startedAt) / 1000;
   const results: IdleResult[] = [];
   for (const { variant, agent, probeFile } of started) {
@@ -227,13 +232,9 @@ async function measureSettled(server: TestServer, joinToken: string, root: strin
       return record?.configurations?.find((c) => c.configuration === 'big' && c.phase === 'deployed');
     }, 300_000, 500);
     await new Promise((resolve) => setTimeout(resolve, 5000));
-    const rss: number[] = [];
-    for (let second = 0; second < 20; second += 1) {
-      const sample = readProc(agent.child.pid!);
-      if (sample === undefined) throw new Error(`agent ${name} exited while idle:\n${agent.tail()}`);
-      rss.push(sample.rss);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
+    const samples = new Map<string, number[]>([[name, []]]);
+    await sampleRss([agent], 20, samples);
+    const rss = samples.get(name)!;
     results.push({ variant: variant.name, hwm: readProc(agent.child.pid!)!.hwm, rssMedian: median(rss) });
     await stopAll([agent.child]);
     rmSync(path.join(root, name), { recursive: true, force: true });

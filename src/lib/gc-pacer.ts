@@ -8,7 +8,7 @@
  * hold nothing. Chunks in flight outlive a young-generation collection or two, and with 1 MiB
  * semi-spaces (src/lib/lean-start.ts) that promotes them, so only a full collection frees them:
  * measured, young collections alone changed nothing. A full collection every 64 MiB streamed
- * keeps the peak about 25 MiB lower for about 10% more time; it is scheduled on V8's own task
+ * keeps the peak about 25 MiB lower for about 7% more time; it is scheduled on V8's own task
  * runner (`execution: 'async'`), so the main thread spends well under a millisecond on each.
  * Measured in docs/benchmarks.md, "Agent memory".
  *

@@ -46,6 +46,7 @@ export async function leanStart(command: string, load: () => Promise<void>, requ
   delete process.env[MARKER];
   delete process.env[ARENAS_SET];
   await load();
+  // Written so that a marker that is not a number (NaN) also stops: never a replacement loop.
   if (process.argv[2] !== command || typeof process.execve !== 'function' || !(replacements < MAX_REPLACEMENTS)) return;
   const needsFlag = !process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size'));
   const missingFlags = requiredFlags.filter((flag) => !process.execArgv.includes(flag));
