@@ -6,7 +6,7 @@
  * interleaved, and reports nats/embedded. Results in docs/benchmarks.md; run with
  * `npm run bench:apply [-- --runs N --store both]`.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, type StoreBackend, type TestServer } from '../test/helpers/strata-server.ts';
@@ -91,6 +91,24 @@ async function runAgent(server: TestServer, joinToken: string, dir: string, name
   return applyOnce({ serverUrl: server.url, joinToken, dir, name, configuration: CONFIGURATION, nodeFlags });
 }
 
+/**
+ * Nothing the runs create is deleted before the last run ends: not the source tree, not a run's
+ * trees. On ext4 a new file skips inodes freed in the last minute (the kernel's
+ * `recently_deleted` check reads the inode table for each candidate), so right after a
+ * 20,000-file tree is removed every create pays for that walk: on this machine `tar -xzf` of the
+ * same archive took 3.0 s into a fresh directory and 4.6 s right after such a removal, and the
+ * runs drifted to twice their time as removals piled up. That cost lands on whichever side runs
+ * next, not on either tool; so the trees stay and the workspace goes as a whole at the end. This
+ * checks first that the disk holds them all: per run and backend a baseline tree, an agent tree
+ * and the agent's cached blob (at most the tree's size), and the source tree once.
+ */
+function keptTreesFit(root: string, runs: number, stores: number, totalBytes: number): void {
+  const needed = totalBytes * (1 + 3 * runs * stores);
+  const { bavail, bsize } = statfsSync(root);
+  const free = bavail * bsize;
+  if (free < needed) throw new Error(`the runs keep every tree until the end and need ${mib(needed)} MiB on ${root}'s disk, which has ${mib(free)} MiB free: fewer --runs or a smaller --size-mib`);
+}
+
 function sameTree(a: TreeCensus, b: TreeCensus): boolean {
   return a.files === b.files && a.bytes === b.bytes && a.directories === b.directories && a.symlinks === b.symlinks;
 }
@@ -160,8 +178,7 @@ async function runStore(target: Target, root: string, run: number, agentFirst: b
   if (!sameTree(agent.tree, baseline.tree)) throw new Error(`run ${run} (${store}): the agent deployed ${JSON.stringify(agent.tree)}, the baseline unpacked ${JSON.stringify(baseline.tree)}`);
   const p = agent.phases;
   console.log(`run ${run} (${storeLabel(store)}): baseline ${baseline.seconds.toFixed(2)} s, agent ${agent.seconds.toFixed(2)} s (enrolled ${p.enrolled?.toFixed(2)} s, download from ${p.downloading?.toFixed(2)} s, unpack from ${p.unpacking?.toFixed(2)} s, deployed at ${p.deployed?.toFixed(2)} s), agent peak RSS ${mib(agent.peakRss)} MiB; trees identical (${agent.tree.files} files, ${agent.tree.bytes} bytes)`);
-  rmSync(baselineDir, { recursive: true, force: true });
-  rmSync(agentDir, { recursive: true, force: true });
+  // Both trees stay until the whole run ends: see keptTreesFit.
   return { store, baseline, agent };
 }
 
@@ -171,6 +188,7 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   const { root, backends, close } = benchWorkspace('strata-bench-apply-');
   try {
+    keptTreesFit(root, runs, stores.length, totalBytes);
     const source = path.join(root, 'tree');
     mkdirSync(source);
     console.log(`generating ${mib(totalBytes)} MiB tree in ${source} …`);
@@ -188,8 +206,6 @@ async function main(): Promise<void> {
       targets.push({ backend, server, blob: result.blob });
       console.log(`${storeLabel(store)} server ${server.url}: pushed as blob ${result.blob.slice(0, 12)} (${mib(result.size)} MiB, ${result.archive.entries} entries) in ${pushRun.seconds.toFixed(1)} s`);
     }
-    // The source tree is no longer needed: free its page cache and disk before the timed runs.
-    rmSync(source, { recursive: true, force: true });
     console.log(`${treeSummary.files} files, ${mib(treeSummary.bytes)} MiB; ${runs} runs on ${machine.cpus} CPUs${nodeFlags.length ? `; agent node flags ${nodeFlags.join(' ')}` : ''}`);
 
     const iterations: Iteration[] = [];

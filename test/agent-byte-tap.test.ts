@@ -1,4 +1,4 @@
-/** The tap that lets the agent unpack a blob while it downloads: contiguity, verification, giving up. */
+/** The tap that lets the agent unpack a blob while it downloads: one uninterrupted request, verification by the download, giving up. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -9,12 +9,11 @@ const data = Buffer.from('0123456789abcdefghij'.repeat(100));
 const sha = createHash('sha256').update(data).digest('hex');
 
 describe('ByteTap', () => {
-  it('passes contiguous bytes on, skips what a resumed request repeats, and ends once they verify', async () => {
-    const tap = new ByteTap(sha);
+  it('passes one request\'s bytes on and ends once the download verified them', async () => {
+    const tap = new ByteTap(sha, data.length);
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 700), 0);
-    // A resumed request starts before where the tap is: the repeated bytes are skipped.
-    await tap.offer(data.subarray(500, 1200), 500);
+    await tap.offer(data.subarray(700, 1200), 700);
     await tap.offer(data.subarray(1200), 1200);
     tap.complete();
     assert.deepEqual(await collected, data);
@@ -23,30 +22,45 @@ describe('ByteTap', () => {
   });
 
   it('gives up on a gap, and its stream errors so the caller falls back to the file', async () => {
-    const tap = new ByteTap(sha);
+    const tap = new ByteTap(sha, data.length);
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 100), 0);
     await tap.offer(data.subarray(200, 300), 200);
     assert.equal(tap.abandoned, true);
-    await assert.rejects(collected, TapAbandoned);
+    await assert.rejects(collected, /offered byte 200 where the tap was at byte 100/);
     tap.complete();
     assert.equal(tap.verified, false, 'an abandoned tap never verifies');
   });
 
-  it('never verifies bytes that do not hash to the blob, even when the download did', async () => {
-    const tap = new ByteTap(sha);
+  it('gives up when a request repeats bytes it already passed on (a resumed or restarted download)', async () => {
+    const tap = new ByteTap(sha, data.length);
     const collected = buffer(tap.stream);
-    const wrong = Buffer.from(data);
-    wrong[10] = 0x21;
-    await tap.offer(wrong, 0);
+    await tap.offer(data.subarray(0, 700), 0);
+    await tap.offer(data.subarray(500), 500);
+    assert.equal(tap.abandoned, true);
+    await assert.rejects(collected, TapAbandoned);
+  });
+
+  it('can be abandoned before anyone reads: the reader that comes later gets the error', async () => {
+    const tap = new ByteTap(sha, data.length);
+    tap.abandon('the download resumes at byte 100');
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(buffer(tap.stream), /the download resumes at byte 100/);
+    assert.equal(tap.abandoned, true);
+  });
+
+  it('never verifies when it did not pass on the whole blob, even when the download completed', async () => {
+    const tap = new ByteTap(sha, data.length);
+    const collected = buffer(tap.stream);
+    await tap.offer(data.subarray(0, 1000), 0);
     tap.complete();
     assert.equal(tap.verified, false);
     assert.equal(tap.abandoned, true);
-    await assert.rejects(collected, /do not hash to the blob/);
+    await assert.rejects(collected, /passed on 1000 of the blob's 2000 bytes/);
   });
 
   it('holds the download back while the reader is slow, and lets go when the reader stops', async () => {
-    const tap = new ByteTap(sha);
+    const tap = new ByteTap(sha, 8 * 1024 * 1024);
     const big = Buffer.alloc(8 * 1024 * 1024);
     let resolved = false;
     const offered = tap.offer(big, 0).then(() => (resolved = true));

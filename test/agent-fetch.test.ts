@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { buffer } from 'node:stream/consumers';
 import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,7 @@ import { isStrataError } from '../src/core/errors.ts';
 import { createHttpClient, isClientError, type HttpClient } from '../src/lib/http-client.ts';
 import { BlobCache, type BlobCacheOptions } from '../src/agent/fetch/blob-cache.ts';
 import { createHttpBlobSource } from '../src/agent/fetch/blob-source.ts';
+import { ByteTap } from '../src/agent/fetch/byte-tap.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
 const TOKEN = 'agent-key-5b1e';
@@ -239,6 +241,25 @@ describe('BlobCache', () => {
     assert.equal(transferred, blob.size + (1_000_000 - resumedAt));
     assert.ok(transferred < blob.size * 1.1);
     assert.equal((await cache.verified(blob.sha256)), path.join(dir, blob.sha256));
+  });
+
+  it('hands an uninterrupted download to its tap, and abandons the tap when the download resumes', async (t) => {
+    const { cache } = await cacheFor(t);
+    const whole = serve(randomBytes(2 * 1024 * 1024));
+    const clean = new ByteTap(whole.sha256, whole.size);
+    const passed = buffer(clean.stream);
+    await cache.ensure([whole], { taps: new Map([[whole.sha256, clean]]) });
+    assert.equal(clean.verified, true);
+    assert.equal(createHash('sha256').update(await passed).digest('hex'), whole.sha256);
+
+    const cut = serve(randomBytes(3 * 1024 * 1024));
+    behaviour.cutAfter.set(cut.sha256, 1_000_000);
+    const resumed = new ByteTap(cut.sha256, cut.size);
+    const abandoned = assert.rejects(buffer(resumed.stream), /the download resumes at byte \d+/);
+    await cache.ensure([cut], { taps: new Map([[cut.sha256, resumed]]) });
+    assert.equal(resumed.verified, false);
+    await abandoned;
+    assert.equal(await cache.verified(cut.sha256) !== undefined, true, 'the download itself completed');
   });
 
   it('resumes an existing .part left by an earlier agent process', async (t) => {

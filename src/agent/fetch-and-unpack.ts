@@ -2,9 +2,10 @@
  * Gets a configuration's blobs and unpacks its layers into a new release directory. When exactly
  * one blob has to be downloaded (the usual change: one layer moved to a new version), the layer
  * is unpacked from the download as it arrives, through a ByteTap, rather than after it: the
- * download no longer adds to the deploy's time. The release is only kept when the tap's own bytes
- * hashed to the blob's name; whenever the tap gives up, the layer is unpacked from the verified
- * cached file as before. Either way the caller commits the release only after this resolves.
+ * download no longer adds to the deploy's time. The release is only kept when the tap passed on
+ * the whole blob in one request that the download verified; whenever the tap gives up, the layer
+ * is unpacked from the verified cached file as before. Either way the caller commits the release
+ * only after this resolves.
  */
 import type { ResolvedLayer } from '../store/contract.ts';
 import type { BlobCache } from './fetch/blob-cache.ts';
@@ -44,7 +45,7 @@ export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<vo
     return fromFiles(paths);
   }
 
-  const tap = new ByteTap(streamed);
+  const tap = new ByteTap(streamed, blobs.find((blob) => blob.sha256 === streamed)!.size);
   const download = cache.ensure(blobs, { signal, taps: new Map([[streamed, tap]]) }).then((paths) => {
     options.onDownloaded();
     return paths;

@@ -1,12 +1,14 @@
 /**
  * A tap on a blob's download, so the agent can unpack while the bytes arrive instead of after.
- * The download offers every chunk with its offset; the tap passes contiguous bytes on to its
- * stream (skipping what a resumed request repeats), hashes them itself, and ends the stream only
- * when those very bytes hash to the blob's name. Anything unusual — a gap, a restart from zero,
- * a blob that was already cached, a shared download — abandons the tap, and the caller unpacks
- * from the verified cached file instead. Backpressure from the consumer slows the download.
+ * The download offers every chunk of one request with its offset; the tap passes the chunks on to
+ * its stream and ends the stream when the download has verified its file. It hashes nothing
+ * itself: the download hashes each of those very chunks before offering it, so the tap serves
+ * only a request that starts at byte 0 and runs uninterrupted to the end, and then the download's
+ * hash is the hash of exactly what the tap passed on. Anything else — a resumed or restarted
+ * request, a gap, a blob that was already cached, a shared download — abandons the tap, and the
+ * caller unpacks from the verified cached file instead. Backpressure from the consumer slows the
+ * download.
  */
-import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 
 /** Why the tap's stream ended early; the caller then falls back to the cached file. */
@@ -17,14 +19,19 @@ export class TapAbandoned extends Error {
 /** The bytes of one blob as they are downloaded. */
 export class ByteTap {
   readonly sha256: string;
+  readonly size: number;
   readonly stream = new PassThrough({ highWaterMark: 1024 * 1024 });
   #position = 0;
-  #hash = createHash('sha256');
   #abandoned = false;
   #verified = false;
 
-  constructor(sha256: string) {
+  constructor(sha256: string, size: number) {
     this.sha256 = sha256;
+    this.size = size;
+    // A reader learns of abandonment from the stream's error, whenever it reads. The tap may be
+    // abandoned before anyone reads (a download that resumes at once): that must not be an
+    // unhandled 'error' event, which would end the process.
+    this.stream.on('error', () => undefined);
   }
 
   /** True once the tap gave up; what its stream carried must not be used. */
@@ -32,31 +39,30 @@ export class ByteTap {
     return this.#abandoned;
   }
 
-  /** True once every byte passed on hashed to the blob's name and the stream ended. */
+  /** True once every byte of the blob passed on, the download verified them, and the stream ended. */
   get verified(): boolean {
     return this.#verified;
   }
 
-  /** Offers the bytes at `offset`; resolves when the consumer can take more. */
+  /** Offers the bytes at `offset`, which must be where the tap is; resolves when the consumer can take more. */
   async offer(chunk: Buffer, offset: number): Promise<void> {
     if (this.#abandoned || this.stream.destroyed) return;
-    if (offset > this.#position) return this.abandon('the download skipped bytes the tap had not seen');
-    const skip = this.#position - offset;
-    if (skip >= chunk.length) return;
-    const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
-    this.#position += fresh.length;
-    this.#hash.update(fresh);
-    if (this.stream.write(fresh)) return;
+    if (offset !== this.#position) return this.abandon(`the download offered byte ${offset} where the tap was at byte ${this.#position}`);
+    this.#position += chunk.length;
+    if (this.stream.write(chunk)) return;
     await new Promise<void>((resolve) => {
       this.stream.once('drain', resolve);
       this.stream.once('close', resolve);
     });
   }
 
-  /** The download finished and verified its file: end the stream if the tap's own bytes agree. */
+  /**
+   * The download verified its file, having hashed every chunk it offered since it abandoned the tap
+   * on any resume or restart: end the stream when those chunks were the whole blob.
+   */
   complete(): void {
     if (this.#abandoned || this.stream.destroyed) return;
-    if (this.#hash.digest('hex') !== this.sha256) return this.abandon('the bytes passed on do not hash to the blob');
+    if (this.#position !== this.size) return this.abandon(`the tap passed on ${this.#position} of the blob's ${this.size} bytes`);
     this.#verified = true;
     this.stream.end();
   }

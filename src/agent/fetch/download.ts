@@ -115,6 +115,8 @@ async function attempt(options: DownloadOptions, part: string): Promise<Outcome>
   // The .part's bytes are hashed again rather than trusted: they may predate a crash.
   if (start > 0 && (await hashFileInto(hash, part, start, signal)) !== start) throw new Error(`${part} shrank while it was read`);
   options.onProgress?.(start);
+  // The tap's bytes are verified by this hash only when one request carried all of them.
+  if (start > 0) options.tap?.abandon(`the download resumes at byte ${start}`);
   if (start === size) return finish(part, hash, sha256);
 
   const response = await openBlob(options, start);
@@ -134,7 +136,6 @@ async function attempt(options: DownloadOptions, part: string): Promise<Outcome>
   }
   if (plan.kind === 'whole' && start > 0) {
     // The server ignored the Range header: start over rather than append the blob to itself.
-    options.tap?.abandon('the server restarted the blob from zero');
     start = 0;
     hash = createHash('sha256');
   }
