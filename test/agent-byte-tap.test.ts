@@ -1,16 +1,14 @@
 /** The tap that lets the agent unpack a blob while it downloads: one uninterrupted request, verification by the download, giving up. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { ByteTap, TapAbandoned } from '../src/agent/fetch/byte-tap.ts';
 
 const data = Buffer.from('0123456789abcdefghij'.repeat(100));
-const sha = createHash('sha256').update(data).digest('hex');
 
 describe('ByteTap', () => {
   it('passes one request\'s bytes on and ends once the download verified them', async () => {
-    const tap = new ByteTap(sha, data.length);
+    const tap = new ByteTap(data.length);
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 700), 0);
     await tap.offer(data.subarray(700, 1200), 700);
@@ -22,7 +20,7 @@ describe('ByteTap', () => {
   });
 
   it('gives up on a gap, and its stream errors so the caller falls back to the file', async () => {
-    const tap = new ByteTap(sha, data.length);
+    const tap = new ByteTap(data.length);
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 100), 0);
     await tap.offer(data.subarray(200, 300), 200);
@@ -33,7 +31,7 @@ describe('ByteTap', () => {
   });
 
   it('gives up when a request repeats bytes it already passed on (a resumed or restarted download)', async () => {
-    const tap = new ByteTap(sha, data.length);
+    const tap = new ByteTap(data.length);
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 700), 0);
     await tap.offer(data.subarray(500), 500);
@@ -42,7 +40,7 @@ describe('ByteTap', () => {
   });
 
   it('can be abandoned before anyone reads: the reader that comes later gets the error', async () => {
-    const tap = new ByteTap(sha, data.length);
+    const tap = new ByteTap(data.length);
     tap.abandon('the download resumes at byte 100');
     await new Promise((resolve) => setImmediate(resolve));
     await assert.rejects(buffer(tap.stream), /the download resumes at byte 100/);
@@ -50,7 +48,7 @@ describe('ByteTap', () => {
   });
 
   it('never verifies when it did not pass on the whole blob, even when the download completed', async () => {
-    const tap = new ByteTap(sha, data.length);
+    const tap = new ByteTap(data.length);
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 1000), 0);
     tap.complete();
@@ -60,7 +58,7 @@ describe('ByteTap', () => {
   });
 
   it('holds the download back while the reader is slow, and lets go when the reader stops', async () => {
-    const tap = new ByteTap(sha, 8 * 1024 * 1024);
+    const tap = new ByteTap(8 * 1024 * 1024);
     const big = Buffer.alloc(8 * 1024 * 1024);
     let resolved = false;
     const offered = tap.offer(big, 0).then(() => (resolved = true));

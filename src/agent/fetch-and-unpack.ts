@@ -45,7 +45,7 @@ export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<vo
     return fromFiles(paths);
   }
 
-  const tap = new ByteTap(streamed, blobs.find((blob) => blob.sha256 === streamed)!.size);
+  const tap = new ByteTap(blobs.find((blob) => blob.sha256 === streamed)!.size);
   const download = cache.ensure(blobs, { signal, taps: new Map([[streamed, tap]]) }).then((paths) => {
     options.onDownloaded();
     return paths;

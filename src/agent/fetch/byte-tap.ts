@@ -18,15 +18,14 @@ export class TapAbandoned extends Error {
 
 /** The bytes of one blob as they are downloaded. */
 export class ByteTap {
-  readonly sha256: string;
+  /** The blob's size: the tap verifies only when it passed on this many bytes. */
   readonly size: number;
   readonly stream = new PassThrough({ highWaterMark: 1024 * 1024 });
   #position = 0;
   #abandoned = false;
   #verified = false;
 
-  constructor(sha256: string, size: number) {
-    this.sha256 = sha256;
+  constructor(size: number) {
     this.size = size;
     // A reader learns of abandonment from the stream's error, whenever it reads. The tap may be
     // abandoned before anyone reads (a download that resumes at once): that must not be an
