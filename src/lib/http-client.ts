@@ -3,13 +3,14 @@
  * uploads are streams of many GB that need backpressure, and because trust is Strata's own: a
  * server's CA is pinned by fingerprint, given as a file, or taken from the system store.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { type Readable, pipeline } from 'node:stream';
 import { X509Certificate } from 'node:crypto';
 import tls, { type DetailedPeerCertificate } from 'node:tls';
 import { certificateFingerprint, parseFingerprint } from './fingerprint.ts';
+import { http } from './node-http.ts';
 
 /** How to reach one Strata server and whom to trust there. */
 export interface HttpClientOptions {
@@ -102,10 +103,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const systemTrust = pin === undefined && options.caPem === undefined;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const userAgent = options.userAgent ?? 'strata';
-  let agent: Promise<http.Agent> | undefined;
+  let agent: Promise<Agent> | undefined;
   let closed = false;
 
-  async function createAgent(): Promise<http.Agent> {
+  async function createAgent(): Promise<Agent> {
     if (!secure) return new http.Agent({ keepAlive: true });
     if (options.caPem !== undefined) return new https.Agent({ keepAlive: true, ca: options.caPem });
     if (pin === undefined) return new https.Agent({ keepAlive: true });
@@ -114,7 +115,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     return new https.Agent({ keepAlive: true, ca: trusted.toString(), allowPartialTrustChain: trusted.subject !== trusted.issuer });
   }
 
-  function getAgent(): Promise<http.Agent> {
+  function getAgent(): Promise<Agent> {
     if (agent === undefined) {
       agent = createAgent();
       // A failed probe is retried by the next request: the server may be up by then.

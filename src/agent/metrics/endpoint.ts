@@ -7,13 +7,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { lstat, unlink, chmod } from 'node:fs/promises';
-import http from 'node:http';
 import { once } from 'node:events';
 import type { Logger } from '../../lib/logger.ts';
 import { StrataError } from '../../core/errors.ts';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text.ts';
 import { expvarJson, prometheusText, type AgentStats } from './exposition.ts';
 import { formatMetricsListen, isLocalOnly, type MetricsListen } from './listen-address.ts';
+import { http } from '../../lib/node-http.ts';
 import type { Sample } from './sampler.ts';
 
 /** The endpoint's limits. */
