@@ -182,11 +182,11 @@ test('stop-services stops what an agent left running, and refuses while an agent
   const pid = sup.info().pid!;
   sup.detach();
   const { stopServices } = await import('../src/agent/service/stop-services.ts');
-  // A live process (pid 1) holds the directory's lock, as a running agent would.
-  await writeFile(path.join(dir, 'agent.lock'), '1\n');
-  await assert.rejects(stopServices(dir, log), /another agent \(pid 1\) is running/);
-  const { rm } = await import('node:fs/promises');
-  await rm(path.join(dir, 'agent.lock'));
+  // This process holds the directory's lock, as a running agent would.
+  const { lockDirectory } = await import('../src/agent/lock.ts');
+  const unlock = await lockDirectory(dir);
+  await assert.rejects(stopServices(dir, log), new RegExp(`another agent \\(pid ${process.pid}\\) is running`));
+  await unlock();
   assert.notEqual(await processStat(pid), undefined, 'a refused stop-services touched nothing');
   assert.deepEqual(await stopServices(dir, log), [{ configuration: 'site', pid }]);
   assert.equal(await processStat(pid).then((s) => (s?.state === 'Z' ? undefined : s)), undefined);
