@@ -431,4 +431,24 @@ describe('agent faults against a real server', () => {
     assert.equal(deployed.error, undefined, 'the not-found error is cleared');
     await running.stop();
   });
+
+  it('refuses timing flags that would make a busy loop, with one line and exit status 2, and starts with the smallest allowed', async () => {
+    const dir = path.join(root, 'agent-timing');
+    const cases: [string[], RegExp][] = [
+      [['--poll', '0s'], /^strata: --poll must be at least 1s\n$/],
+      [['--retry-base', '0s'], /^strata: --retry-base must be at least 100ms\n$/],
+      [['--retry-cap', '0s'], /^strata: --retry-cap must be at least 5s\n$/],
+      [['--retry-base', '2s', '--retry-cap', '1s'], /^strata: --retry-cap must be at least 2s\n$/],
+      [['--hook-timeout', '10ms'], /^strata: --hook-timeout must be at least 1s\n$/],
+      [['--poll', 'soon'], /^strata: --poll: invalid duration "soon"/],
+    ];
+    for (const [args, expected] of cases) {
+      const result = await runStrata(['agent', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'timing-1', '--track', 'site', ...args]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, expected);
+    }
+    await assert.rejects(stat(dir), { code: 'ENOENT' }, 'a refused start creates nothing');
+    const once = await runStrata(['agent', '--once', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'timing-1', '--track', 'notyet-either', '--poll', '1s', '--retry-base', '100ms', '--retry-cap', '100ms', '--hook-timeout', '1s', '--log-level', 'fatal']);
+    assert.equal(once.code, 1, `the floors themselves are accepted; the configuration does not exist: ${once.stderr}`);
+  });
 });

@@ -28,6 +28,7 @@ import type { ServiceStatus } from '../protocol/agent.ts';
 import { ORDER_CODES } from '../protocol/orders.ts';
 import { writeLastHookLog } from './orders/last-hook-log.ts';
 import { gcPacer } from '../lib/gc-pacer.ts';
+import { retryDelay } from '../lib/backoff.ts';
 
 /** Settings shared by every worker of an agent. */
 export interface WorkerSettings {
@@ -78,12 +79,6 @@ function failureCode(error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return 'INSUFFICIENT_STORAGE';
   return code ?? 'INTERNAL';
-}
-
-/** The wait before retry number `failures` (1-based): exponential, half fixed and half random. */
-export function retryDelay(failures: number, baseMs: number, capMs: number, random = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(failures - 1, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
 /** Deploys one configuration whenever its desired state differs from what is current. */

@@ -2,13 +2,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../../protocol/duration.ts';
+import { formatDuration, parseDuration } from '../../protocol/duration.ts';
 import { parseSize } from '../../protocol/size.ts';
 import { LabelsSchema } from '../../protocol/agent.ts';
 import { nameProblem } from '../../protocol/names.ts';
 import { printJson, println, UsageError, UserError, type CliContext } from '../context.ts';
 import { collect, examples } from './shared.ts';
 import { leanStart } from '../../lib/lean-start.ts';
+import { MIN_RETRY_MS } from '../../lib/backoff.ts';
 import { isLocalOnly, parseMetricsListen, type MetricsListen } from '../../agent/metrics/listen-address.ts';
 
 /** Parses `k=v,k2=v2` into labels, refusing malformed ones. */
@@ -33,10 +34,19 @@ function option<T>(what: string, parse: (text: string) => T, text: string): T {
   }
 }
 
+/**
+ * A duration flag with a floor: a zero poll interval or retry wait would turn the agent's loops
+ * into busy loops against the server.
+ */
+function durationAtLeast(what: string, text: string, minMs: number): number {
+  const ms = option(what, parseDuration, text);
+  if (ms < minMs) throw new UsageError(`${what} must be at least ${formatDuration(minMs)}`);
+  return ms;
+}
+
 /** The metrics flags: the interval, and the endpoint's address and token, checked before anything starts. */
 async function metricsOptions(options: Record<string, string | string[] | boolean | undefined>): Promise<{ intervalMs: number; listen?: MetricsListen; token?: string }> {
-  const intervalMs = option('--metrics-interval', parseDuration, options['metricsInterval'] as string);
-  if (intervalMs < 1000) throw new UsageError('--metrics-interval must be at least 1s');
+  const intervalMs = durationAtLeast('--metrics-interval', options['metricsInterval'] as string, 1000);
   const listenText = options['metricsListen'] as string | undefined;
   const tokenFile = options['metricsTokenFile'] as string | undefined;
   if (listenText === undefined) {
@@ -118,6 +128,8 @@ export function registerAgent(program: Command, context: CliContext): void {
         throw error;
       }
       const metrics = await metricsOptions(options);
+      const retryBaseMs = durationAtLeast('--retry-base', options['retryBase'] as string, MIN_RETRY_MS);
+      const retryCapMs = durationAtLeast('--retry-cap', options['retryCap'] as string, retryBaseMs);
       const { runAgent } = agentMain;
       const code = await runAgent({
         dir: path.resolve(options['dir'] as string),
@@ -127,13 +139,13 @@ export function registerAgent(program: Command, context: CliContext): void {
         tracks,
         labels: parseLabels(options['labels'] as string | undefined),
         ...(options['hook'] ? { hook: path.resolve(options['hook'] as string) } : {}),
-        hookTimeoutMs: option('--hook-timeout', parseDuration, options['hookTimeout'] as string),
-        pollMs: option('--poll', parseDuration, options['poll'] as string),
+        hookTimeoutMs: durationAtLeast('--hook-timeout', options['hookTimeout'] as string, 1000),
+        pollMs: durationAtLeast('--poll', options['poll'] as string, 1000),
         keep,
         limits: { maxFiles, maxBytes: option('--max-unpacked', parseSize, options['maxUnpacked'] as string) },
         agentEnv: context.env,
-        retryBaseMs: option('--retry-base', parseDuration, options['retryBase'] as string),
-        retryCapMs: option('--retry-cap', parseDuration, options['retryCap'] as string),
+        retryBaseMs,
+        retryCapMs,
         ...(agentConfig ? { agentConfig } : {}),
         metrics,
         once: Boolean(options['once']),
