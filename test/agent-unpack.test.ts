@@ -119,6 +119,22 @@ describe('unpackLayers', () => {
     assert.deepEqual(await readdir(path.join(target, 'var/sub')), ['mine-before']);
   });
 
+  it('gives a whiteout the same result wherever it sits in its layer', async (t) => {
+    const dir = await tempDir(t);
+    const base = tarBytes([{ path: 'a/' }, { path: 'a/lower', body: 'x' }, { path: 'f', body: 'lower' }]);
+    const orders: Record<string, TarInput[]> = {
+      before: [{ path: '.wh.a' }, { path: 'a/mine', body: 'y' }, { path: '.wh.f' }, { path: 'f', body: 'mine' }],
+      after: [{ path: 'a/mine', body: 'y' }, { path: '.wh.a' }, { path: 'f', body: 'mine' }, { path: '.wh.f' }],
+    };
+    for (const [order, entries] of Object.entries(orders)) {
+      const target = path.join(dir, `out-${order}`);
+      const input = await layers(dir, { [`base-${order}`]: base, [`top-${order}`]: tarBytes(entries) });
+      await unpackLayers({ layers: input, target, limits: LIMITS });
+      assert.deepEqual((await readdir(path.join(target, 'a'))).sort(), ['mine'], `whiteout ${order} the layer's own entries: lower layers' a/lower goes, this layer's a/mine stays`);
+      assert.equal(await readFile(path.join(target, 'f'), 'utf8'), 'mine', `whiteout ${order}: this layer's own f stays`);
+    }
+  });
+
   it('keeps permission bits, strips setuid/setgid/sticky from files, applies directory modes at the end', async (t) => {
     const dir = await tempDir(t);
     const target = path.join(dir, 'out');

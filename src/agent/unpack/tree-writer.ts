@@ -125,11 +125,18 @@ export class TreeWriter {
     await link(path.join(this.#root, targetRel), abs);
   }
 
-  /** `dir/.wh.NAME`: removes `dir/NAME` left by lower layers; nothing is written. */
+  /**
+   * `dir/.wh.NAME`: removes `dir/NAME` left by lower layers; nothing is written. A whiteout hides
+   * only lower layers, wherever it sits in its own: when this layer already wrote NAME, or wrote
+   * under the directory NAME, what it wrote stays and only lower layers' content under NAME goes.
+   */
   async whiteout(entry: string, dirParts: string[], name: string): Promise<void> {
     const rel = [...dirParts, name].join('/');
-    if (this.#touched.has(rel)) return; // written by this same layer: a whiteout hides only lower layers
-    if (await this.#existingDir(entry, dirParts)) await this.#remove(rel);
+    if (!this.#touched.has(rel)) {
+      if (await this.#existingDir(entry, dirParts)) await this.#remove(rel);
+      return;
+    }
+    if (lstatOrNoneSync(path.join(this.#root, rel))?.isDirectory()) await this.#pruneUntouched(rel);
   }
 
   /**
