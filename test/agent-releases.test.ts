@@ -130,6 +130,23 @@ describe('releases', () => {
     assert.equal(await readCurrent(confDir), 'a');
   });
 
+  it('holds the release a local rollback left, and keeps the earlier hold when there is nothing to roll back to', async (t) => {
+    const dir = await tempDir(t);
+    const confDir = path.join(dir, 'web');
+    await deploy(confDir, ['a', 'b']);
+    const { rollbackConfiguration } = await import('../src/agent/local-rollback.ts');
+    const { readHold } = await import('../src/agent/hold.ts');
+    assert.deepEqual(await rollbackConfiguration(dir), { configuration: 'web', from: 'b', to: 'a' });
+    assert.equal(await readHold(confDir), 'b', 'the agent will not roll forward to b again');
+    await assert.rejects(rollbackConfiguration(dir, 'web'), { code: 'NOTHING_TO_ROLL_BACK' });
+    assert.equal(await readHold(confDir), 'b', 'a refused rollback leaves the hold as it was');
+    assert.equal(await readCurrent(confDir), 'a');
+    const fresh = path.join(dir, 'other');
+    await deploy(fresh, ['x']);
+    await assert.rejects(rollbackConfiguration(dir, 'other'), { code: 'NOTHING_TO_ROLL_BACK' });
+    assert.equal(await readHold(fresh), undefined, 'no hold where there was none');
+  });
+
   it('skips pruned releases when rolling back', async (t) => {
     const confDir = await tempDir(t);
     await deploy(confDir, ['a', 'b', 'c']);

@@ -3,7 +3,7 @@
  * and records the desired id it turned away from, so the agent does not roll forward to it again.
  * A newer desired id releases the hold.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
@@ -23,4 +23,9 @@ export async function readHold(confDir: string): Promise<string | undefined> {
 /** Holds `id`: the agent will not deploy it again. */
 export async function writeHold(confDir: string, id: string): Promise<void> {
   await writeFileAtomic(holdFile(confDir), `${id}\n`);
+}
+
+/** Releases the hold, if any. */
+export async function removeHold(confDir: string): Promise<void> {
+  await rm(holdFile(confDir), { force: true });
 }

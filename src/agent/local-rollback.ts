@@ -6,8 +6,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StrataError } from '../core/errors.ts';
-import { rollbackLocal } from './releases/index.ts';
-import { writeHold } from './hold.ts';
+import { readCurrent, rollbackLocal } from './releases/index.ts';
+import { readHold, removeHold, writeHold } from './hold.ts';
 
 /** The configurations deployed under an agent directory (those with a `current` link). */
 async function deployedConfigurations(dir: string): Promise<string[]> {
@@ -28,7 +28,18 @@ export async function rollbackConfiguration(dir: string, config?: string): Promi
   }
   if (!deployed.includes(name)) throw new StrataError('CONFIGURATION_NOT_FOUND', `configuration "${name}" is not deployed under ${dir}`);
   const confDir = path.join(dir, name);
-  const { from, to } = await rollbackLocal(confDir);
-  await writeHold(confDir, from);
-  return { configuration: name, from, to };
+  // The hold goes first: a running agent that looked between the switch and the hold would roll
+  // forward again at once. When the rollback fails, the previous hold comes back.
+  const previous = await readHold(confDir);
+  const current = await readCurrent(confDir);
+  if (current !== undefined) await writeHold(confDir, current);
+  let result: { from: string; to: string };
+  try {
+    result = await rollbackLocal(confDir);
+  } catch (error) {
+    await (previous === undefined ? removeHold(confDir) : writeHold(confDir, previous));
+    throw error;
+  }
+  if (result.from !== current) await writeHold(confDir, result.from); // a deploy switched `current` meanwhile
+  return { configuration: name, ...result };
 }
