@@ -190,6 +190,22 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(await waitFor('newly tracked configuration', () => read(path.join(dir, 'extra', 'current', 'x.txt'))), 'extra');
   });
 
+  it('stops a hanging hook at once when a newer revision arrives, and deploys that one', async () => {
+    const dir = path.join(root, 'agent-h');
+    const hangingHook = path.join(root, 'hanging-hook.sh');
+    // Hangs far longer than waitFor waits; only being stopped lets the newer revision through.
+    await writeFile(hangingHook, '#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then sleep 600; fi\nexit 0\n');
+    await chmod(hangingHook, 0o755);
+    await push('h', 'v1', { 'index.html': 'h1', hang: 'yes' });
+    await ok(['addconf', '--name', 'hsite', '--layer', 'h:v1']);
+    const running = agent({ server, dir, name: 'h-1', token, args: ['--track', 'hsite', '--hook', hangingHook, '--hook-timeout', '10m'] });
+    await waitFor('agent in its hook', async () => (await agentRecord(server, 'h-1')).configurations?.some((c) => c.phase === 'hook'));
+    await push('h', 'v2', { 'index.html': 'h2' });
+    await ok(['changeconf', '--name', 'hsite', '--component', 'h', '--version', 'v2']);
+    await waitFor('h2 deployed while the h1 hook would still hang', async () => (await read(path.join(dir, 'hsite', 'current', 'index.html'))) === 'h2');
+    await running.stop();
+  });
+
   it('reconnects after a server restart and converges to changes made while it was away', async () => {
     const dir = path.join(root, 'agent-a');
     await server.stop('SIGTERM', { keepStore: true });

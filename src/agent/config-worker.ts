@@ -269,7 +269,7 @@ export class ConfigWorker {
     let hookResult: { output: string; exitCode: number | null } | undefined;
     if (this.settings.hook) {
       this.setPhase('hook');
-      hookResult = await this.runHook(desired, release.finalDir, oldId);
+      hookResult = await this.runHook(desired, release.finalDir, oldId, signal);
     }
     let service: PreparedService | undefined;
     try {
@@ -339,16 +339,22 @@ export class ConfigWorker {
     return run;
   }
 
-  private async runHook(desired: Configuration, newRoot: string, oldId: string | undefined): Promise<{ output: string; exitCode: number | null }> {
+  /**
+   * Runs the hook for `desired`; `signal` (a newer revision, or the agent stopping) stops its whole
+   * process group as a timeout does — SIGTERM, then SIGKILL after the grace — and the deploy ends
+   * as superseded rather than waiting out the hook's timeout.
+   */
+  private async runHook(desired: Configuration, newRoot: string, oldId: string | undefined, signal: AbortSignal): Promise<{ output: string; exitCode: number | null }> {
     const stateFile = await writeStateFile(this.confDir, desired);
     try {
       const env = hookEnvironment({
         configuration: desired, newRoot, stateFile, agentEnv: this.settings.agentEnv,
         ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
       });
-      const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs });
+      const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal });
       // Kept for the `logs` order; losing it must not fail the deploy.
       await writeLastHookLog(this.confDir, result.output).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the hook output'));
+      if (result.aborted) signal.throwIfAborted();
       if (result.spawnError) throw new DeployFailure('HOOK_MISSING', `hook ${this.settings.hook} cannot run: ${result.spawnError}`, { output: result.output, exitCode: null });
       if (result.timedOut) throw new DeployFailure('HOOK_TIMEOUT', `hook timed out after ${Math.round(this.settings.hookTimeoutMs / 1000)}s and was killed`, { output: result.output, exitCode: result.exitCode });
       if (result.exitCode !== 0) {
