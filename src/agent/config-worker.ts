@@ -19,7 +19,7 @@ import type { ConfigStatus, Phase } from '../protocol/agent.ts';
 import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
-import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, switchCurrent, writeState } from './releases/index.ts';
+import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState } from './releases/index.ts';
 import { readHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
@@ -95,6 +95,8 @@ export class ConfigWorker {
   private failures = 0;
   private failedId: string | undefined;
   private retryAt = 0;
+  /** Whether the leftovers of interrupted deploys were removed (once, before the first step). */
+  private swept = false;
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -200,6 +202,12 @@ export class ConfigWorker {
    * or undefined to wait for a new desired state.
    */
   async step(): Promise<number | undefined> {
+    if (!this.swept) {
+      // Debris of a deploy a crash interrupted goes before anything else: it may be what fills the disk.
+      this.swept = true;
+      const leftovers = await removeLeftovers(this.confDir);
+      if (leftovers.length > 0) this.settings.log.info({ configuration: this.name, leftovers }, 'removed what an interrupted deploy left');
+    }
     await this.service.init().catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not re-adopt the service'));
     await this.loadCurrent();
     const desired = this.desired;

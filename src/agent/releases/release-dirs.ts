@@ -111,25 +111,54 @@ export async function commitRelease(tempDir: string, finalDir: string): Promise<
   return { reused: false };
 }
 
+/** What an interrupted deploy leaves in a configuration's directory: the atomic switch's link, a hook's STATEFILE, an atomic write's temp file. */
+const CONF_LEFTOVER = /^(current\.tmp-|\.statefile-|\..+\.[0-9a-f]{12}\.tmp$)/;
+
+/**
+ * Removes what a deploy interrupted by a crash or kill -9 left behind: temporary release trees
+ * (`releases/.tmp-*`, which can be gigabytes), `current.tmp-*` links, hooks' STATEFILEs and
+ * atomic writes' temp files. Only for the one agent holding the directory's lock, before it
+ * deploys, so that a disk filled by debris does not make every later deploy fail; pruning after a
+ * deploy does it too. Resolves with the names removed.
+ */
+export async function removeLeftovers(confDir: string): Promise<string[]> {
+  const leftovers: string[] = [];
+  const names: string[] = await readdir(confDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  for (const name of names) {
+    if (!CONF_LEFTOVER.test(name)) continue;
+    await removeTree(path.join(confDir, name));
+    leftovers.push(name);
+  }
+  if (leftovers.length > 0) await syncDirectory(confDir);
+  const releases = releasesDir(confDir);
+  let releaseLeftovers = 0;
+  for (const name of names.includes('releases') ? await readdir(releases) : []) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    await removeTree(path.join(releases, name));
+    leftovers.push(name);
+    releaseLeftovers += 1;
+  }
+  if (releaseLeftovers > 0) await syncDirectory(releases);
+  return leftovers;
+}
+
 /**
  * Removes releases beyond the newest `keep` (newest = most recently deployed per state.json's
  * history; releases the history no longer mentions count as older, by mtime), never the current
- * one or any in `protect`; also removes leftover `.tmp-*` directories and `current.tmp-*` links.
+ * one or any in `protect`; also removes the leftovers of interrupted deploys (`removeLeftovers`).
  */
 export async function pruneReleases(confDir: string, keep: number, protect: string[] = []): Promise<{ removed: string[]; leftovers: string[] }> {
   const releases = releasesDir(confDir);
+  const leftovers = await removeLeftovers(confDir);
   let entries;
   try {
     entries = await readdir(releases, { withFileTypes: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], leftovers: [] };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], leftovers };
     throw error;
-  }
-  const leftovers: string[] = [];
-  for (const name of await readdir(confDir)) {
-    if (!name.startsWith('current.tmp-')) continue;
-    await removeTree(path.join(confDir, name));
-    leftovers.push(name);
   }
   const state = await readState(confDir);
   const current = await readCurrent(confDir);
@@ -137,10 +166,7 @@ export async function pruneReleases(confDir: string, keep: number, protect: stri
   state?.history.forEach((record, index) => rank.set(record.id, index));
   const candidates: { id: string; rank: number; mtime: number }[] = [];
   for (const entry of entries) {
-    if (entry.name.startsWith(TEMP_PREFIX)) {
-      await removeTree(path.join(releases, entry.name));
-      leftovers.push(entry.name);
-    } else if (entry.isDirectory()) {
+    if (!entry.name.startsWith(TEMP_PREFIX) && entry.isDirectory()) {
       const { mtimeMs } = await lstat(path.join(releases, entry.name));
       candidates.push({ id: entry.name, rank: rank.get(entry.name) ?? -1, mtime: mtimeMs });
     }
@@ -159,6 +185,6 @@ export async function pruneReleases(confDir: string, keep: number, protect: stri
     await removeTree(doomed);
     removed.push(id);
   }
-  if (removed.length > 0 || leftovers.length > 0) await syncDirectory(releases);
+  if (removed.length > 0) await syncDirectory(releases);
   return { removed, leftovers };
 }
