@@ -439,6 +439,32 @@ describe('agent faults against a real server', () => {
     await running.stop();
   });
 
+  it('trims its blob cache after each deploy to the blobs of the releases it keeps, leaving foreign files alone', async () => {
+    const dir = path.join(root, 'agent-trim');
+    const confDir = path.join(dir, 'trim');
+    const cacheDir = path.join(dir, 'cache');
+    await push('trim', 'v1', { 'v.txt': 'one' });
+    await ok(['addconf', '--name', 'trim', '--layer', 'trim:v1']);
+    const running = agent({ server, dir, name: 'trim-1', token, args: ['--track', 'trim', '--keep', '1'] });
+    const blobs: string[] = [];
+    for (const version of ['v1', 'v2', 'v3']) {
+      if (version !== 'v1') {
+        await push('trim', version, { 'v.txt': version });
+        await ok(['changeconf', '--name', 'trim', '--component', 'trim', '--version', version]);
+      }
+      const conf = await showconf('trim');
+      blobs.push(conf.layers[0]!.blob);
+      await waitFor(`${version} deployed`, async () => (await currentId(confDir)) === conf.id);
+      if (version === 'v1') await writeFile(path.join(cacheDir, 'README'), 'not a blob: stays');
+    }
+    // --keep 1 keeps v3 and, protected, the release it replaced (v2); v1's release and blob go.
+    const kept = [blobs[1]!, blobs[2]!].sort();
+    await waitFor('v1\'s blob trimmed', async () => JSON.stringify((await readdir(cacheDir)).filter((name) => name !== 'README').sort()) === JSON.stringify(kept));
+    assert.equal(await read(path.join(cacheDir, 'README')), 'not a blob: stays');
+    assert.match(running.logs(), /removed cached blobs no kept release uses/);
+    await running.stop();
+  });
+
   it('refuses timing flags that would make a busy loop, with one line and exit status 2, and starts with the smallest allowed', async () => {
     const dir = path.join(root, 'agent-timing');
     const cases: [string[], RegExp][] = [

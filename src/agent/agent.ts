@@ -85,6 +85,8 @@ export class Agent {
   private unlock: (() => Promise<void>) | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private reporting: Promise<void> = Promise.resolve();
+  /** The blob cache trim in progress, if any (see scheduleCacheTrim). */
+  private trimming: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private background: Promise<unknown>[] = [];
   private orders: OrderDispatcher | undefined;
@@ -162,7 +164,22 @@ export class Agent {
       retryBaseMs: this.options.retryBaseMs ?? 5_000, retryCapMs: this.options.retryCapMs ?? 300_000,
       ...(this.options.serviceTiming ? { serviceTiming: this.options.serviceTiming } : {}),
       onStatus: () => this.scheduleReport(),
+      onDeployed: () => this.scheduleCacheTrim(),
     };
+  }
+
+  /**
+   * Removes cached blobs (and partial downloads) that no tracked configuration's desired state or
+   * kept release uses, after each deploy, so the cache does not grow with every version ever
+   * deployed. Blobs being downloaded are never touched; trims run one at a time.
+   */
+  private scheduleCacheTrim(): void {
+    this.trimming = this.trimming.then(async () => {
+      const keep = new Set<string>();
+      for (const worker of this.workers.values()) for (const blob of await worker.blobsInUse()) keep.add(blob);
+      const removed = await this.cache!.collect(keep);
+      if (removed.length > 0) this.log.info({ removed }, 'removed cached blobs no kept release uses');
+    }).catch((error: unknown) => this.log.warn({ err: error }, 'could not trim the blob cache'));
   }
 
   /** Hands a desired state to the workers, creating and retiring them as tracking changes. */
@@ -332,6 +349,7 @@ export class Agent {
       clearTimeout(this.reportTimer);
       await Promise.allSettled(this.background);
       await this.reporting;
+      await this.trimming;
       await this.endpoint?.close();
       await this.sampler?.stop();
       this.api?.close();

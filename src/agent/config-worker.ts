@@ -44,6 +44,8 @@ export interface WorkerSettings {
   log: Logger;
   /** Called whenever this worker's status changes. */
   onStatus: (status: ConfigStatus) => void;
+  /** Called after a deploy went live and old releases were pruned (the agent then trims its blob cache). */
+  onDeployed?: () => void;
   /** First and largest wait between retries of a failing deploy. */
   retryBaseMs: number;
   retryCapMs: number;
@@ -308,6 +310,22 @@ export class ConfigWorker {
       this.settings.log.warn({ err: error, configuration: this.name }, 'deployed, but recording state or pruning old releases failed');
     }
     this.setPhase('deployed', hookResult ? { hookOutput: hookResult.output, hookExitCode: hookResult.exitCode } : {});
+    this.settings.onDeployed?.();
+  }
+
+  /**
+   * The blobs this configuration may still need: its desired layers' and those of every release
+   * kept on disk (a server-side rollback to one re-checks its blobs). The agent keeps these in
+   * its cache and removes the rest.
+   */
+  async blobsInUse(): Promise<Set<string>> {
+    const blobs = new Set((this.desired?.layers ?? []).map((layer) => layer.blob));
+    const state = await readState(this.confDir).catch(() => undefined);
+    for (const record of [...(state?.history ?? []), ...(state?.current ? [state.current] : [])]) {
+      if (!(await exists(path.join(this.confDir, 'releases', record.id)))) continue;
+      for (const layer of record.layers) blobs.add(layer.blob);
+    }
+    return blobs;
   }
 
   /**
