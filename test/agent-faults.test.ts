@@ -439,6 +439,38 @@ describe('agent faults against a real server', () => {
     await running.stop();
   });
 
+  it('stops the hook an agent killed with SIGKILL left running, children included, before it runs a hook again', async () => {
+    const dir = path.join(root, 'agent-orphan');
+    const pids = path.join(root, 'orphan-hook.pids');
+    const hook = path.join(root, 'orphan-hook.sh');
+    // Hangs, with a child of its own, whenever the release asks it to; records both pids.
+    await writeFile(hook, `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
+    await chmod(hook, 0o755);
+    await push('orphan', 'v1', { 'v.txt': 'one', hang: 'yes' });
+    await ok(['addconf', '--name', 'orphan', '--layer', 'orphan:v1']);
+    let running = agent({ server, dir, name: 'orphan-1', token, args: ['--track', 'orphan', '--hook', hook] });
+    const hookPids = await waitFor('the hook and its child running', async () => {
+      const list = ((await read(pids)) ?? '').trim().split('\n').filter(Boolean).map(Number);
+      return list.length === 2 ? list : undefined;
+    });
+    await running.stop('SIGKILL');
+    const { processStat } = await import('../src/agent/service/proc.ts');
+    const gone = async (pid: number): Promise<boolean> => {
+      const stat = await processStat(pid);
+      return stat === undefined || stat.state === 'Z';
+    };
+    for (const pid of hookPids) assert.equal(await gone(pid), false, `hook process ${pid} outlived the agent`);
+
+    await push('orphan', 'v2', { 'v.txt': 'two' });
+    await ok(['changeconf', '--name', 'orphan', '--component', 'orphan', '--version', 'v2']);
+    running = agent({ dir, args: ['--hook', hook] });
+    await waitFor('v2 deployed', async () => (await read(path.join(dir, 'orphan', 'current', 'v.txt'))) === 'two');
+    for (const pid of hookPids) assert.equal(await gone(pid), true, `hook process ${pid} stopped by the restarted agent`);
+    assert.match(running.logs(), /stopped a hook an earlier agent left running/);
+    assert.equal(await stat(path.join(dir, 'orphan', 'hook.json')).catch(() => undefined), undefined, 'no hook recorded once none runs');
+    await running.stop();
+  });
+
   it('trims its blob cache after each deploy to the blobs of the releases it keeps, leaving foreign files alone', async () => {
     const dir = path.join(root, 'agent-trim');
     const confDir = path.join(dir, 'trim');

@@ -19,6 +19,7 @@ import type { ConfigStatus, Phase } from '../protocol/agent.ts';
 import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
+import { forgetHook, recordHook, stopOrphanHook } from './hook/hook-record.ts';
 import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState } from './releases/index.ts';
 import { readHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
@@ -52,6 +53,9 @@ export interface WorkerSettings {
   /** Service supervisor timings (tests shorten them). */
   serviceTiming?: { pollMs?: number; stableMs?: number; settleMs?: number };
 }
+
+/** Time between SIGTERM and SIGKILL for a hook left running by an agent that died. */
+const HOOK_KILL_GRACE_MS = 5_000;
 
 /** How often a release left failed with an unhealthy service (`on-failure stay`) is looked at again. */
 const SERVICE_RECHECK_MS = 1000;
@@ -209,6 +213,8 @@ export class ConfigWorker {
       this.swept = true;
       const leftovers = await removeLeftovers(this.confDir);
       if (leftovers.length > 0) this.settings.log.info({ configuration: this.name, leftovers }, 'removed what an interrupted deploy left');
+      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS);
+      if (orphan !== undefined) this.settings.log.warn({ configuration: this.name, pid: orphan }, 'stopped a hook an earlier agent left running');
     }
     await this.service.init().catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not re-adopt the service'));
     await this.loadCurrent();
@@ -377,7 +383,13 @@ export class ConfigWorker {
         configuration: desired, newRoot, stateFile, agentEnv: this.settings.agentEnv,
         ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
       });
-      const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal });
+      let recording: Promise<void> = Promise.resolve();
+      const onSpawn = (pid: number): void => {
+        recording = recordHook(this.confDir, pid).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
+      };
+      const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal, onSpawn });
+      await recording;
+      await forgetHook(this.confDir);
       // Kept for the `logs` order; losing it must not fail the deploy.
       await writeLastHookLog(this.confDir, result.output).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the hook output'));
       if (result.aborted) signal.throwIfAborted();

@@ -26,6 +26,8 @@ export interface RunProcessOptions {
   onStdout?: (chunk: Buffer) => void;
   /** Sees stderr as it arrives. */
   onStderr?: (chunk: Buffer) => void;
+  /** Learns the pid (which is also the process group's id) once the program started. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** How the process ended. */
@@ -115,6 +117,7 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
       timers.push(setTimeout(() => finish(exitCode, exitSignal), OUTPUT_SETTLE_MS));
     });
     if (child.pid === undefined) return;
+    options.onSpawn?.(child.pid);
     timers.push(setTimeout(() => {
       if (exited) return;
       timedOut = true;

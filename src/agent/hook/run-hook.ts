@@ -24,6 +24,8 @@ export interface RunHookOptions {
   maxOutputBytes?: number;
   /** Aborting stops the hook as a timeout does, and the result says `aborted`. */
   signal?: AbortSignal;
+  /** Learns the hook's pid, which is also its process group's id, once it started. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** How a hook run ended. Success is `exitCode === 0`. */
@@ -58,12 +60,13 @@ function spawnMessage(hook: string, code: string): string {
 
 /** Runs the hook to completion (or timeout) and describes how it ended. */
 export async function runHook(options: RunHookOptions): Promise<HookResult> {
-  const { hook, cwd, env, timeoutMs, killGraceMs = 5000, maxOutputBytes = 64 * 1024, signal } = options;
+  const { hook, cwd, env, timeoutMs, killGraceMs = 5000, maxOutputBytes = 64 * 1024, signal, onSpawn } = options;
   // The report wants one tail with stdout and stderr interleaved as they arrived.
   const tail = new OutputTail(maxOutputBytes);
   const result = await runProcess({
     argv: [hook], cwd, env, timeoutMs, killGraceMs, maxOutputBytes: 1024,
     ...(signal ? { signal } : {}),
+    ...(onSpawn ? { onSpawn } : {}),
     onStdout: (chunk) => tail.push(chunk),
     onStderr: (chunk) => tail.push(chunk),
   });
