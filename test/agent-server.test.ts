@@ -60,6 +60,16 @@ describe('agent enrollment', () => {
     assert.ok(other.statusCode < 300, `another join token from the same address still enrolls (${other.statusCode})`);
   });
 
+  it('creates a join token with a lifetime, and refuses one longer than ten years with 400', async (t) => {
+    const env = await testApp(t);
+    const post = (ttlMs: number) => env.app.inject({ method: 'POST', url: '/v1/join-tokens', headers: env.auth.admin, payload: { name: 'rack', ttlMs } });
+    const day = await post(24 * 3600 * 1000);
+    assert.equal(day.statusCode, 201, day.body);
+    const tooLong = await post(9e15);
+    assert.equal(tooLong.statusCode, 400, tooLong.body);
+    assert.equal(tooLong.json().code, 'BAD_REQUEST');
+  });
+
   it('validates names, keys and the CA the token was made for', async (t) => {
     const env = await testApp(t);
     const token = (await joinToken(env)).text;
@@ -76,11 +86,15 @@ describe('agent enrollment', () => {
     assert.match(otherCa.json().message, /another server CA/);
   });
 
-  it("lets a revoked agent's name enroll again with a new key", async (t) => {
+  it("lets a revoked agent's name enroll again with a new key, never with the revoked one", async (t) => {
     const env = await testApp(t);
     const old = fakeAgent('web-1');
     await enrolled(env, old);
     assert.equal((await env.app.inject({ method: 'POST', url: '/v1/agents/web-1/revoke', headers: env.auth.admin })).statusCode, 200);
+    const sameKey = await enroll(env, old, (await joinToken(env)).text);
+    assert.equal(sameKey.statusCode, 403);
+    assert.match(sameKey.json().message, /was revoked with this key; enroll with a new key/);
+    assert.equal((await asAgent(env, old, 'GET', '/v1/agent/desired')).statusCode, 401, 'the refused enrollment changed nothing');
     const fresh = fakeAgent('web-1');
     await enrolled(env, fresh);
     assert.equal((await asAgent(env, fresh, 'GET', '/v1/agent/desired')).statusCode, 200);

@@ -128,6 +128,9 @@ describe('strata CLI against a real server', () => {
     await fails(['configurations'], /revoked/, 1, viewerEnv);
     await fails(['configurations'], /invalid API token|malformed/, 1, { ...server.env, STRATA_TOKEN: 'strata_000000000000_' + 'x'.repeat(32) });
     await fails(['token', 'create', '--role', 'root'], /unknown role/, 2);
+    assert.match(await ok(['join-token', 'create', '--name', 'rack-7', '--ttl', '24h']), /^strata_join_|^\S+\n$/);
+    await fails(['join-token', 'create', '--ttl', '4000d'], /^strata: --ttl may be at most 3650d \(ten years\)$/, 2);
+    await fails(['join-token', 'create', '--ttl', 'soon'], /invalid duration "soon"/, 2);
   });
 
   it('refuses a wrong fingerprint and an unreachable server', async () => {

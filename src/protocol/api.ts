@@ -80,8 +80,11 @@ export const TokenSchema = z.object({
 /** Body of POST /v1/tokens. */
 export const CreateTokenBody = z.object({ role: RoleSchema, name: z.string().min(1).max(128).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters') });
 
+/** Longest lifetime a join token may be given: ten years. */
+export const MAX_JOIN_TOKEN_TTL_MS = 10 * 365 * 24 * 3600 * 1000;
+
 /** Body of POST /v1/join-tokens; `ttlMs` 0 means no expiry. */
-export const CreateJoinTokenBody = z.object({ name: z.string().min(1).max(128).regex(/^[^\u0000-\u001f\u007f]*$/), ttlMs: z.number().int().min(0).optional() });
+export const CreateJoinTokenBody = z.object({ name: z.string().min(1).max(128).regex(/^[^\u0000-\u001f\u007f]*$/), ttlMs: z.number().int().min(0).max(MAX_JOIN_TOKEN_TTL_MS).optional() });
 
 /** A token just created: the only time its text is shown. */
 export const CreatedTokenSchema = TokenSchema.extend({ token: z.string() });

@@ -1,6 +1,7 @@
 /** `strata token create|list|revoke` and `strata join-token create`: API and agent credentials. */
 import type { Command } from 'commander';
 import { parseDuration } from '../../protocol/duration.ts';
+import { MAX_JOIN_TOKEN_TTL_MS } from '../../protocol/api.ts';
 import { printJson, println, UsageError, type CliContext } from '../context.ts';
 import { table } from '../table.ts';
 import type { TokenView } from './views.ts';
@@ -67,6 +68,7 @@ export function registerJoinToken(program: Command, context: CliContext): void {
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
+      if (ttlMs !== undefined && ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new UsageError('--ttl may be at most 3650d (ten years)');
       await withApi(create, context, async (api, globals) => {
         const token = await api.call<TokenView>('POST', '/v1/join-tokens', { json: { name: options.name, ...(ttlMs ? { ttlMs } : {}) } });
         if (globals.json) return printJson(context.stdout, token);

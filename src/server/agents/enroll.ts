@@ -1,7 +1,8 @@
 /**
  * Enrollment: registers an agent's public key under its name. A name held by a live agent with
  * another key is refused (AGENT_EXISTS); the same key again is an idempotent success that
- * refreshes labels, tracks and inventory; a revoked agent's name starts a fresh record.
+ * refreshes labels, tracks and inventory; a revoked agent's name starts a fresh record, but never
+ * with the key that was revoked (whoever holds it must not win the name back with a join token).
  */
 import { isStrataError, StrataError } from '../../core/errors.ts';
 import type { EnrollRequest } from '../../protocol/agent.ts';
@@ -22,6 +23,9 @@ export async function enrollAgent(store: Store, request: EnrollRequest, joinToke
         const { revision, ...fields } = existing;
         const refreshed = { ...fields, labels: request.labels, tracks: request.tracks, ...(request.inventory ? { inventory: request.inventory } : {}) };
         return { record: await store.putAgent(refreshed, revision), created: false };
+      }
+      if (existing?.revokedAt && existing.publicKey && samePublicKey(existing.publicKey, request.publicKey)) {
+        throw new StrataError('FORBIDDEN', `agent ${JSON.stringify(request.name)} was revoked with this key; enroll with a new key (remove the agent's identity.json)`, { details: { name: request.name } });
       }
       const record: Omit<AgentRecord, 'revision'> = {
         name: request.name, labels: request.labels, tracks: request.tracks, publicKey: request.publicKey,
