@@ -91,6 +91,20 @@ describe('authentication and roles', () => {
     assert.equal((await env.app.inject({ method: 'GET', url: '/v1/whoami', headers: { authorization: 'Bearer nope' } })).statusCode, 429, 'malformed tokens share one counter per address');
   });
 
+  it('refuses an address that invents a new identity for every attempt, and audits only the first failed writes', async (t) => {
+    const env = await testApp(t);
+    const statuses: number[] = [];
+    for (let i = 0; i < 110; i++) {
+      const id = i.toString(16).padStart(12, '0');
+      const response = await env.app.inject({ method: 'POST', url: '/v1/tokens', headers: { authorization: `Bearer strata_${id}_${'x'.repeat(32)}` }, payload: { role: 'viewer', name: 'x' } });
+      statuses.push(response.statusCode);
+    }
+    assert.deepEqual(statuses.slice(0, 100), Array(100).fill(401), 'a new identity each time: refused, not throttled, up to the address budget');
+    assert.deepEqual(statuses.slice(100), Array(10).fill(429), 'then the address itself is refused');
+    const audited = (await env.store.listAudit({ limit: 1000 })).filter((entry) => entry.action === 'auth.failed');
+    assert.equal(audited.length, 20, 'only the first failed writes of the window are audited');
+  });
+
   it('serves health and the OpenAPI document without a token', async (t) => {
     const env = await testApp(t);
     assert.equal((await env.app.inject({ method: 'GET', url: '/v1/health' })).json().ok, true);

@@ -35,43 +35,93 @@ export function roleAllows(role: Role, needed: Role): boolean {
   return ROLES.indexOf(role) >= ROLES.indexOf(needed);
 }
 
-/** Failures per address before requests are refused, and the window they are counted in. */
+/** Failures per identity claimed from one address before that pair is refused, and the window they are counted in. */
 const THROTTLE = { failures: 5, windowMs: 60_000, maxTracked: 10_000 };
+/**
+ * Failures from one address in the window, whatever identities it claims, before the whole
+ * address is refused: counting per claimed identity alone lets a caller that invents a new
+ * identity for every attempt go on for ever. High enough that a fleet behind one NAT address is
+ * not locked out by a few broken agents, each of which its identity's count stops after five.
+ */
+const ADDRESS_FAILURES = 100;
+/** Failed writes audited per address and window; past that they are only counted, so failures cannot flood the audit log. */
+const AUDITED_FAILURES = 20;
 
 /**
- * Counts authentication failures per address. After `THROTTLE.failures` in the window, the
- * address is refused until the window passes, doubling the wait for each further failure.
+ * Counts failures per key. After `limit` in the window, the key is refused until the window
+ * passes, doubling the wait for each further failure.
  */
-export class AuthThrottle {
+class FailureCounter {
   private readonly failures = new Map<string, { count: number; first: number; blockedUntil: number }>();
+  private readonly limit: number;
+  private readonly scope: string;
 
-  /** Throws TOO_MANY_AUTH_FAILURES while `address` is blocked. */
-  check(address: string, now = Date.now()): void {
-    const entry = this.failures.get(address);
+  constructor(limit: number, scope: string) {
+    this.limit = limit;
+    this.scope = scope;
+  }
+
+  /** Throws TOO_MANY_AUTH_FAILURES while `key` is blocked. */
+  check(key: string, now: number): void {
+    const entry = this.failures.get(key);
     if (entry && entry.blockedUntil > now) {
       const retryAfter = Math.ceil((entry.blockedUntil - now) / 1000);
-      throw new StrataError('TOO_MANY_AUTH_FAILURES', `too many failed authentications from ${address.split('|')[0]} for this identity; retry in ${retryAfter}s`, { details: { retryAfterSeconds: retryAfter } });
+      throw new StrataError('TOO_MANY_AUTH_FAILURES', `too many failed authentications from ${key.split('|')[0]}${this.scope}; retry in ${retryAfter}s`, { details: { retryAfterSeconds: retryAfter } });
     }
   }
 
-  /** Records a failure from `address`. */
-  fail(address: string, now = Date.now()): void {
-    let entry = this.failures.get(address);
+  /** Records a failure for `key`; returns the failures counted in its window. */
+  fail(key: string, now: number): number {
+    let entry = this.failures.get(key);
     if (!entry || now - entry.first > THROTTLE.windowMs && entry.blockedUntil <= now) {
       entry = { count: 0, first: now, blockedUntil: 0 };
       if (this.failures.size >= THROTTLE.maxTracked) this.failures.delete(this.failures.keys().next().value!);
-      this.failures.set(address, entry);
+      this.failures.set(key, entry);
     }
     entry.count += 1;
-    if (entry.count >= THROTTLE.failures) {
-      const excess = entry.count - THROTTLE.failures;
+    if (entry.count >= this.limit) {
+      const excess = entry.count - this.limit;
       entry.blockedUntil = now + Math.min(THROTTLE.windowMs * 2 ** excess, 3_600_000);
     }
+    return entry.count;
   }
 
-  /** Forgets an address after a success. */
-  succeed(address: string): void {
-    this.failures.delete(address);
+  /** Forgets a key after a success. */
+  succeed(key: string): void {
+    this.failures.delete(key);
+  }
+}
+
+/**
+ * Slows down callers that keep failing to authenticate: per identity claimed from an address
+ * (see `throttleKey`), and per address whatever it claims.
+ */
+export class AuthThrottle {
+  private readonly perIdentity = new FailureCounter(THROTTLE.failures, ' for this identity');
+  private readonly perAddress = new FailureCounter(ADDRESS_FAILURES, '');
+
+  /**
+   * Runs `authenticate` for a request from `address` carrying `authorization`: refuses a blocked
+   * identity or address first, counts a failure against both, audits a failed write (`audit`,
+   * at most AUDITED_FAILURES per address and window), and clears the identity's count on success.
+   */
+  async guard<T>(store: Store, address: string, authorization: string | undefined, audit: { target: string } | undefined, authenticate: () => Promise<T>, now = Date.now()): Promise<T> {
+    const key = throttleKey(address, authorization);
+    this.perAddress.check(address, now);
+    this.perIdentity.check(key, now);
+    let result: T;
+    try {
+      result = await authenticate();
+    } catch (error) {
+      this.perIdentity.fail(key, now);
+      const fromAddress = this.perAddress.fail(address, now);
+      if (audit !== undefined && fromAddress <= AUDITED_FAILURES) {
+        await store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: audit.target, result: toStrataError(error).code });
+      }
+      throw error;
+    }
+    this.perIdentity.succeed(key);
+    return result;
   }
 }
 
@@ -114,22 +164,13 @@ export async function authorizeRequest(store: Store, throttle: AuthThrottle, req
     throw new StrataError('INTERNAL', `route ${request.routeOptions.url} declares no access rule`);
   }
   if (access === undefined || access === 'public') return;
-  const address = request.ip;
   const header = request.headers.authorization;
-  const key = throttleKey(address, header);
-  throttle.check(key);
   const asAgent = access === 'agent' || (alsoAgents === true && isAgentAuthorization(header));
-  try {
+  const audit = request.method !== 'GET' && request.method !== 'HEAD' ? { target: request.routeOptions.url ?? request.url } : undefined;
+  await throttle.guard(store, request.ip, header, audit, async () => {
     if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url);
     else request.principal = await authenticate(store, request);
-  } catch (error) {
-    throttle.fail(key);
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      await store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: request.routeOptions.url ?? request.url, result: toStrataError(error).code });
-    }
-    throw error;
-  }
-  throttle.succeed(key);
+  });
   if (asAgent || !request.principal) return;
   if (!roleAllows(request.principal.role, access)) {
     throw new StrataError('FORBIDDEN', `role ${request.principal.role} may not do this; it needs ${access}`, { details: { role: request.principal.role, needed: access } });

@@ -8,9 +8,7 @@ import { assertName } from '../../core/registry.ts';
 import { StrataError } from '../../core/errors.ts';
 import type { TokenRecord } from '../../store/contract.ts';
 import { authenticateJoinToken, parseAgentPublicKey } from '../agent-auth.ts';
-import { throttleKey } from '../auth.ts';
 import { enrollAgent } from '../agents/enroll.ts';
-import { toStrataError } from '../errors.ts';
 import type { App, RouteContext } from '../build-app.ts';
 
 /** Registers POST /v1/agents/enroll. */
@@ -21,17 +19,9 @@ export function registerAgentEnrollRoute(app: App, { store, registry, hub, throt
     config: { access: 'public' },
     // The join token is checked here, before the body is read, and failures count like any other.
     onRequest: async (request) => {
-      const address = request.ip;
-      const key = throttleKey(address, request.headers.authorization);
-      throttle.check(key);
-      try {
-        joinTokens.set(request, await authenticateJoinToken(store, request.headers.authorization, caFingerprint));
-      } catch (error) {
-        throttle.fail(key);
-        await store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: '/v1/agents/enroll', result: toStrataError(error).code });
-        throw error;
-      }
-      throttle.succeed(key);
+      const authorization = request.headers.authorization;
+      const token = await throttle.guard(store, request.ip, authorization, { target: '/v1/agents/enroll' }, () => authenticateJoinToken(store, authorization, caFingerprint));
+      joinTokens.set(request, token);
     },
     schema: {
       summary: 'Enroll an agent with a join token (Authorization: Bearer SJ1.…): registers its Ed25519 public key',
