@@ -7,6 +7,9 @@ import path from 'node:path';
 import { createHttpClient, type HttpClient } from '../src/lib/http-client.ts';
 import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { fakeAgent, type FakeAgent } from './helpers/fake-agent.ts';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { AGENT_BODY_HASH_HEADER } from '../src/protocol/agent.ts';
 
 let root: string;
 let server: TestServer;
@@ -28,7 +31,13 @@ async function fails(args: string[], pattern: RegExp, code = 1): Promise<void> {
 
 /** A request signed by the test agent. */
 async function signed(method: string, url: string, json?: unknown): Promise<number> {
-  const response = await client.request({ method, path: url, headers: { authorization: agent.authorization(method, url) }, ...(json === undefined ? {} : { json }) });
+  const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+  const bodySha256 = body === undefined ? undefined : createHash('sha256').update(body).digest('hex');
+  const headers = {
+    authorization: agent.authorization(method, url, Date.now(), bodySha256),
+    ...(body === undefined ? {} : { [AGENT_BODY_HASH_HEADER]: bodySha256!, 'content-type': 'application/json' }),
+  };
+  const response = await client.request({ method, path: url, headers, ...(body === undefined ? {} : { body: Readable.from([body]), contentLength: body.length }) });
   response.body.resume();
   return response.status;
 }

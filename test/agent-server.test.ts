@@ -1,7 +1,8 @@
 /** The agent side of the API through inject(): enrollment, signed requests, desired state, status, blobs, assignments, revocation. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { AGENT_BODY_HASH_HEADER } from '../src/protocol/agent.ts';
 import { testApp } from './helpers/app.ts';
 import { asAgent, configure, enroll, enrolled, fakeAgent, joinToken, version } from './helpers/fake-agent.ts';
 
@@ -186,6 +187,35 @@ describe('desired state, status and blobs', () => {
     assert.match(shown.keyFingerprint, /^[0-9a-f]{64}$/);
     assert.equal((await env.app.inject({ method: 'GET', url: '/v1/agents/nope', headers: env.auth.viewer })).json().code, 'AGENT_NOT_FOUND');
     assert.equal((await env.app.inject({ method: 'GET', url: '/v1/configurations/nope/status', headers: env.auth.viewer })).json().code, 'CONFIGURATION_NOT_FOUND');
+  });
+
+  it('accepts a status report only with the very body the agent signed, and only once', async (t) => {
+    const env = await testApp(t);
+    const agent = fakeAgent('web-1');
+    await enrolled(env, agent, { labels: { role: 'web' } });
+    const url = '/v1/agent/status';
+    const body = JSON.stringify({ labels: { role: 'web' }, configurations: [] });
+    const bodySha256 = createHash('sha256').update(body).digest('hex');
+    const post = (payload: string, headers: Record<string, string>) => env.app.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json', ...headers } });
+    const signed = (at: number) => ({ authorization: agent.authorization('POST', url, at, bodySha256), [AGENT_BODY_HASH_HEADER]: bodySha256 });
+    const swapped = await post(JSON.stringify({ labels: { role: 'db' }, configurations: [] }), signed(Date.now() - 1));
+    assert.equal(swapped.statusCode, 401, swapped.body);
+    assert.match(swapped.json().message, /body does not match the SHA-256 the agent signed/);
+    const record = () => env.app.inject({ method: 'GET', url: '/v1/agents/web-1', headers: env.auth.viewer }).then((r) => r.json());
+    assert.deepEqual((await record()).labels, { role: 'web' }, 'the swapped body changed nothing');
+    const unsigned = await post(body, { authorization: agent.authorization('POST', url) });
+    assert.equal(unsigned.statusCode, 401, 'a body sent without its hash was signed as no body');
+    const signedHeaders = signed(Date.now());
+    const good = await post(body, signedHeaders);
+    assert.equal(good.statusCode, 204, good.body);
+    const replayed = await post(body, signedHeaders);
+    assert.equal(replayed.statusCode, 401);
+    assert.match(replayed.json().message, /sent this signed request before/);
+    const get = await env.app.inject({ method: 'GET', url: '/v1/agent/desired', headers: { authorization: agent.authorization('GET', '/v1/agent/desired', Date.now(), bodySha256), [AGENT_BODY_HASH_HEADER]: bodySha256 } });
+    assert.equal(get.statusCode, 401);
+    assert.match(get.json().message, /a GET request has no body to sign/);
+    const malformed = await post(body, { authorization: agent.authorization('POST', url), [AGENT_BODY_HASH_HEADER]: 'xyz' });
+    assert.match(malformed.json().message, /malformed x-strata-body-sha256/);
   });
 
   it('lets an agent read only the blobs its configurations reference', async (t) => {

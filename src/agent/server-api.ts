@@ -4,18 +4,19 @@
  * identity is the only trust anchor. With several server replicas (`--server` as a
  * comma-separated list) it talks to one at a time and `failover` moves on to the next.
  */
-import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { createHttpClient, type HttpClient } from '../lib/http-client.ts';
 import { StrataError } from '../core/errors.ts';
 import { isErrorCode } from '../protocol/error-codes.ts';
-import { agentSigningInput, DesiredStateSchema, type DesiredState, type StatusReport } from '../protocol/agent.ts';
+import { AGENT_BODY_HASH_HEADER, agentSigningInput, DesiredStateSchema, type DesiredState, type StatusReport } from '../protocol/agent.ts';
 import { STRATA_VERSION } from '../lib/version.ts';
 import type { Identity } from './identity.ts';
 import { createHttpBlobSource, type BlobSource } from './fetch/blob-source.ts';
 
-/** The Authorization header value for one request. */
-export function agentAuthorization(name: string, key: KeyObject, method: string, path: string, now = Date.now()): string {
-  const signature = sign(null, Buffer.from(agentSigningInput(name, now, method, path)), key).toString('base64url');
+/** The Authorization header value for one request, signed over the SHA-256 of its body (none by default). */
+export function agentAuthorization(name: string, key: KeyObject, method: string, path: string, now = Date.now(), bodySha256?: string): string {
+  const signature = sign(null, Buffer.from(agentSigningInput(name, now, method, path, bodySha256)), key).toString('base64url');
   return `StrataAgent ${name}.${now}.${signature}`;
 }
 
@@ -88,10 +89,17 @@ export class ServerApi {
     return DesiredStateSchema.parse(await response.json());
   }
 
-  /** Sends a status report. */
+  /** Sends a status report, its exact bytes covered by the signature. */
   async report(report: StatusReport): Promise<void> {
     const path = '/v1/agent/status';
-    const response = await this.client.request({ method: 'POST', path, json: report, headers: { authorization: this.authorization('POST', path) } });
+    const body = Buffer.from(JSON.stringify(report));
+    const bodySha256 = createHash('sha256').update(body).digest('hex');
+    const headers = {
+      authorization: agentAuthorization(this.identity.name, this.key, 'POST', path, Date.now(), bodySha256),
+      [AGENT_BODY_HASH_HEADER]: bodySha256,
+      'content-type': 'application/json',
+    };
+    const response = await this.client.request({ method: 'POST', path, body: Readable.from([body]), contentLength: body.length, headers });
     if (response.status >= 400) return this.failure(response);
     response.body.resume();
   }

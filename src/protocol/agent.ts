@@ -6,8 +6,10 @@
  * - `POST /v1/agents/enroll` with `Authorization: Bearer <join token>` and an `EnrollRequest`:
  *   registers the agent's public key; answers `EnrollResponse`.
  * - Every later agent request carries `Authorization: StrataAgent <name>.<unix ms>.<signature>`
- *   where the signature is Ed25519 over `agentSigningInput(...)`; the server accepts it within
- *   `AGENT_CLOCK_SKEW_MS` of its own clock and refuses revoked agents at once.
+ *   where the signature is Ed25519 over `agentSigningInput(...)`, which covers the SHA-256 of the
+ *   request's body (sent in `AGENT_BODY_HASH_HEADER`; no header means no body); the server accepts
+ *   it within `AGENT_CLOCK_SKEW_MS` of its own clock, at most once for a write, and refuses
+ *   revoked agents at once.
  * - `GET /v1/agent/desired` → `DesiredState` (the full state, re-read every poll interval).
  * - `GET /v1/blobs/{sha256}` → the blob, if a configuration the agent tracks references it.
  * - `POST /v1/agent/status` with a `StatusReport` → 204.
@@ -24,9 +26,15 @@ export const CHANNEL_VERSION = 1;
 /** How far an agent's signed timestamp may be from the server's clock. */
 export const AGENT_CLOCK_SKEW_MS = 5 * 60_000;
 
-/** The text an agent signs for one request. */
-export function agentSigningInput(name: string, timestampMs: number, method: string, path: string): string {
-  return `strata-agent-v1\n${name}\n${timestampMs}\n${method.toUpperCase()}\n${path}`;
+/** The header carrying the hex SHA-256 of an agent request's body, which the signature covers. */
+export const AGENT_BODY_HASH_HEADER = 'x-strata-body-sha256';
+
+/** SHA-256 of an empty body: what a request without AGENT_BODY_HASH_HEADER is signed with. */
+export const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** The text an agent signs for one request: who, when, what, and the exact body bytes' SHA-256. */
+export function agentSigningInput(name: string, timestampMs: number, method: string, path: string, bodySha256: string = EMPTY_BODY_SHA256): string {
+  return `strata-agent-v2\n${name}\n${timestampMs}\n${method.toUpperCase()}\n${path}\n${bodySha256}`;
 }
 
 /** Phases of a configuration's deploy on an agent (`service`: starting the new release's service and waiting until it is healthy). */

@@ -2,10 +2,11 @@
  * How agents prove who they are: once with a join token (enrollment), then on every request with
  * an Ed25519 signature of the request by their own key (`StrataAgent <name>.<ms>.<sig>`).
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { StrataError } from '../core/errors.ts';
 import { parseToken, secretMatches, tokenUnusableReason } from '../core/tokens.ts';
-import { AGENT_CLOCK_SKEW_MS, agentSigningInput } from '../protocol/agent.ts';
+import { AGENT_BODY_HASH_HEADER, AGENT_CLOCK_SKEW_MS, agentSigningInput, EMPTY_BODY_SHA256 } from '../protocol/agent.ts';
 import type { AgentRecord, Store, TokenRecord } from '../store/contract.ts';
 
 /** An authenticated agent. */
@@ -15,7 +16,40 @@ export interface AgentPrincipal {
   record: AgentRecord;
   /** How the audit log names this caller. */
   actor: string;
+  /** The SHA-256 of the body the agent signed; the body read must hash to it (`agentBodyCheck`). */
+  bodySha256: string;
 }
+
+/**
+ * Signatures of agent writes already accepted, kept while their timestamps are within the clock
+ * skew, so a write captured on the way (a TLS-terminating proxy, a log) cannot be sent again.
+ * Reads are not remembered: replaying one only repeats what its observer already saw. Bounded:
+ * past the limit the oldest are forgotten first.
+ */
+class SeenSignatures {
+  readonly #expiry = new Map<string, number>();
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Records `signature` until `expiresAt`; false when it was already recorded. */
+  add(signature: string, expiresAt: number, now: number): boolean {
+    for (const [seen, until] of this.#expiry) {
+      if (until > now && this.#expiry.size < this.#limit) break;
+      this.#expiry.delete(seen);
+    }
+    if (this.#expiry.has(signature)) return false;
+    this.#expiry.set(signature, expiresAt);
+    return true;
+  }
+}
+
+const seenWrites = new SeenSignatures(100_000);
+
+/** Methods whose requests carry no body and change nothing. */
+const READ_METHODS = new Set(['GET', 'HEAD']);
 
 // The name may contain dots; the timestamp and the base64url signature cannot, so split from the right.
 const AGENT_AUTHORIZATION = /^StrataAgent\s+(\S+)\.(\d{1,16})\.([A-Za-z0-9_-]{1,256})$/;
@@ -67,7 +101,7 @@ function cachedKey(pem: string): KeyObject {
  * query, exactly as sent). Throws UNAUTHENTICATED saying why: malformed, stale timestamp,
  * unknown agent, bad signature, or revoked.
  */
-export async function authenticateAgent(store: Store, header: string | undefined, method: string, path: string, now = Date.now()): Promise<AgentPrincipal> {
+export async function authenticateAgent(store: Store, header: string | undefined, method: string, path: string, bodyHashHeader?: string, now = Date.now()): Promise<AgentPrincipal> {
   if (!header) throw new StrataError('UNAUTHENTICATED', 'missing agent signature: send Authorization: StrataAgent <name>.<unix ms>.<signature>');
   const match = AGENT_AUTHORIZATION.exec(header.trim());
   if (!match) throw new StrataError('UNAUTHENTICATED', 'malformed agent authorization: expected StrataAgent <name>.<unix ms>.<base64url signature>');
@@ -76,9 +110,12 @@ export async function authenticateAgent(store: Store, header: string | undefined
   if (Math.abs(now - timestamp) > AGENT_CLOCK_SKEW_MS) {
     throw new StrataError('UNAUTHENTICATED', `agent signature timestamp is ${Math.round((timestamp - now) / 1000)}s from the server's clock (allowed: ±${AGENT_CLOCK_SKEW_MS / 1000}s); check the agent's clock`);
   }
+  const bodySha256 = bodyHashHeader ?? EMPTY_BODY_SHA256;
+  if (!/^[0-9a-f]{64}$/.test(bodySha256)) throw new StrataError('UNAUTHENTICATED', `malformed ${AGENT_BODY_HASH_HEADER}: expected the body's SHA-256 as 64 lower-case hex digits`);
+  if (READ_METHODS.has(method.toUpperCase()) && bodySha256 !== EMPTY_BODY_SHA256) throw new StrataError('UNAUTHENTICATED', `a ${method.toUpperCase()} request has no body to sign`);
   const record = await store.getAgent(name);
   if (!record?.publicKey) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is not enrolled`);
-  const input = Buffer.from(agentSigningInput(name, timestamp, method, path));
+  const input = Buffer.from(agentSigningInput(name, timestamp, method, path, bodySha256));
   const signatureBytes = Buffer.from(signature, 'base64url');
   let valid = false;
   try {
@@ -89,7 +126,28 @@ export async function authenticateAgent(store: Store, header: string | undefined
   if (!valid) throw new StrataError('UNAUTHENTICATED', `invalid signature for agent ${JSON.stringify(name)}`);
   // Checked after the signature so that only the agent itself learns that it was revoked.
   if (record.revokedAt) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is revoked`);
-  return { name, record, actor: `agent:${name}` };
+  if (!READ_METHODS.has(method.toUpperCase()) && !seenWrites.add(signature, timestamp + AGENT_CLOCK_SKEW_MS, now)) {
+    throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} sent this signed request before: a write is accepted once`);
+  }
+  return { name, record, actor: `agent:${name}`, bodySha256 };
+}
+
+/**
+ * Checks an agent's request body against the SHA-256 it signed, as the body is read: passes the
+ * bytes through and fails the read, before any handler sees the body, when they differ.
+ */
+export function agentBodyCheck(expected: string): Transform {
+  const hash = createHash('sha256');
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+    flush(callback) {
+      const actual = hash.digest('hex');
+      callback(actual === expected ? null : new StrataError('UNAUTHENTICATED', `the request body does not match the SHA-256 the agent signed (${AGENT_BODY_HASH_HEADER})`));
+    },
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import { StrataError } from '../core/errors.ts';
 import { parseToken, secretMatches, tokenUnusableReason } from '../core/tokens.ts';
 import type { Store, TokenRecord } from '../store/contract.ts';
 import { authenticateAgent, isAgentAuthorization } from './agent-auth.ts';
+import { AGENT_BODY_HASH_HEADER } from '../protocol/agent.ts';
 import { toStrataError } from './errors.ts';
 
 /** Operator roles, weakest first. */
@@ -125,6 +126,13 @@ export class AuthThrottle {
   }
 }
 
+/** The body hash an agent request claims, if it sends exactly one. */
+function bodyHashHeader(request: FastifyRequest): string | undefined {
+  const value = request.headers[AGENT_BODY_HASH_HEADER];
+  if (Array.isArray(value)) throw new StrataError('UNAUTHENTICATED', `${AGENT_BODY_HASH_HEADER} given more than once`);
+  return value;
+}
+
 /** Finds and checks the token of a request; throws UNAUTHENTICATED with the reason. */
 export async function authenticate(store: Store, request: FastifyRequest, now = new Date()): Promise<Principal> {
   const header = request.headers.authorization;
@@ -168,7 +176,7 @@ export async function authorizeRequest(store: Store, throttle: AuthThrottle, req
   const asAgent = access === 'agent' || (alsoAgents === true && isAgentAuthorization(header));
   const audit = request.method !== 'GET' && request.method !== 'HEAD' ? { target: request.routeOptions.url ?? request.url } : undefined;
   await throttle.guard(store, request.ip, header, audit, async () => {
-    if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url);
+    if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url, bodyHashHeader(request));
     else request.principal = await authenticate(store, request);
   });
   if (asAgent || !request.principal) return;

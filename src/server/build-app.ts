@@ -3,6 +3,7 @@
  * `main.ts` decides where to listen. Every route is validated by zod schemas, documented in the
  * OpenAPI document, authenticated before its body is read, and rendered through one error handler.
  */
+import { pipeline } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
@@ -15,7 +16,7 @@ import { StrataError } from '../core/errors.ts';
 import type { ArchiveLimits } from '../core/archive/inspect.ts';
 import { installErrorHandlers } from './errors.ts';
 import { AuthThrottle, authorizeRequest, type Access, type Principal } from './auth.ts';
-import type { AgentPrincipal } from './agent-auth.ts';
+import { agentBodyCheck, type AgentPrincipal } from './agent-auth.ts';
 import { DEFAULT_CHANNEL_TIMING, FleetHub, type ChannelTiming } from './channel/hub.ts';
 import type { ClusterBus } from './cluster/bus.ts';
 import { registerMetaRoutes } from './routes/meta.ts';
@@ -129,6 +130,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const throttle = new AuthThrottle();
   app.addHook('onRequest', async (request) => authorizeRequest(deps.store, throttle, request));
+  // An agent's body must be the one it signed: checked as it is read, before any handler sees it.
+  app.addHook('preParsing', async (request, _reply, payload) => (request.agent === undefined ? payload : pipeline(payload, agentBodyCheck(request.agent.bodySha256), () => {})));
 
   const registry = new Registry(deps.store);
   const metrics = new ServerMetrics({ store: deps.store, hub, log: deps.logger });

@@ -2,7 +2,7 @@
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { generateJoinToken } from '../../src/core/tokens.ts';
-import { agentSigningInput } from '../../src/protocol/agent.ts';
+import { AGENT_BODY_HASH_HEADER, agentSigningInput } from '../../src/protocol/agent.ts';
 import type { ChannelTiming } from '../../src/server/channel/hub.ts';
 import { TEST_CA, testApp, type TestApp } from './app.ts';
 
@@ -11,8 +11,8 @@ export interface FakeAgent {
   name: string;
   publicKey: string;
   privateKey: KeyObject;
-  /** The Authorization header for one request. */
-  authorization(method: string, path: string, timestampMs?: number): string;
+  /** The Authorization header for one request, signed over the SHA-256 of its body (none by default). */
+  authorization(method: string, path: string, timestampMs?: number, bodySha256?: string): string;
 }
 
 /** A new agent with a fresh Ed25519 key pair. */
@@ -21,8 +21,8 @@ export function fakeAgent(name: string): FakeAgent {
   return {
     name, privateKey,
     publicKey: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-    authorization(method, path, timestampMs = Date.now()) {
-      const signature = sign(null, Buffer.from(agentSigningInput(name, timestampMs, method, path)), privateKey).toString('base64url');
+    authorization(method, path, timestampMs = Date.now(), bodySha256?: string) {
+      const signature = sign(null, Buffer.from(agentSigningInput(name, timestampMs, method, path, bodySha256)), privateKey).toString('base64url');
       return `StrataAgent ${name}.${timestampMs}.${signature}`;
     },
   };
@@ -53,7 +53,11 @@ export async function enrolled(env: TestApp, agent: FakeAgent, body: Record<stri
 
 /** A signed request as the agent. */
 export async function asAgent(env: TestApp, agent: FakeAgent, method: 'GET' | 'POST', url: string, payload?: unknown) {
-  return env.app.inject({ method, url, headers: { authorization: agent.authorization(method, url) }, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) });
+  if (payload === undefined) return env.app.inject({ method, url, headers: { authorization: agent.authorization(method, url) } });
+  const body = JSON.stringify(payload);
+  const bodySha256 = createHash('sha256').update(body).digest('hex');
+  const headers = { authorization: agent.authorization(method, url, Date.now(), bodySha256), [AGENT_BODY_HASH_HEADER]: bodySha256, 'content-type': 'application/json' };
+  return env.app.inject({ method, url, headers, payload: body });
 }
 
 /** Stores a version of `component` with bytes `content` (the store does not inspect) and returns its blob. */
