@@ -124,6 +124,28 @@ describe('agent channel', () => {
     assert.equal((await asAgent(env, agent, 'GET', '/v1/agent/desired')).statusCode, 401);
   });
 
+  it('closes a channel whose agent was revoked between the upgrade and the session starting', async (t) => {
+    const env = await channelApp(t, { pingIntervalMs: 60_000, silenceTimeoutMs: 120_000 });
+    const agent = fakeAgent('web-1');
+    await enrolled(env, agent);
+    const base = await listen(env);
+    // The revoke lands in the store right after the upgrade read the (not yet revoked) record,
+    // without the route's broadcast: nothing but the session's own check can close it.
+    const getAgent = env.store.getAgent.bind(env.store);
+    let revoked = false;
+    env.store.getAgent = async (name) => {
+      const record = await getAgent(name);
+      if (!revoked && name === 'web-1' && record) {
+        revoked = true;
+        const { revision, ...fields } = record;
+        await env.store.putAgent({ ...fields, revokedAt: new Date().toISOString() }, revision);
+      }
+      return record;
+    };
+    const client = await connect(base, agent);
+    assert.deepEqual(await client.closed, { code: 4001, reason: 'agent revoked' });
+  });
+
   it('pings, closes silent sessions, and closes every socket promptly on app.close()', async (t) => {
     const env = await channelApp(t, { pingIntervalMs: 100, silenceTimeoutMs: 350 });
     const [quiet, chatty] = [fakeAgent('quiet'), fakeAgent('chatty')];

@@ -137,7 +137,17 @@ export class FleetHub implements OrderChannels {
     this.push(session);
     void touchAgent(this.store, record.name);
     this.log.info({ agent: record.name, session: session.id }, 'agent channel opened');
+    void this.closeIfRevoked(session);
     return session;
+  }
+
+  /**
+   * A revoke that lands between the upgrade's authentication and `attach` finds no session to
+   * close; so the record is read once more after attaching, and a session of a revoked agent closes.
+   */
+  private async closeIfRevoked(session: AgentSession): Promise<void> {
+    const record = await this.store.getAgent(session.agent).catch(() => undefined);
+    if (record?.revokedAt && this.sessions.get(session.agent) === session) this.closeRevoked(session.agent);
   }
 
   /** Forgets a closed session (unless a newer one replaced it). */
