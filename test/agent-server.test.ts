@@ -175,6 +175,7 @@ describe('desired state, status and blobs', () => {
     const failed = { configuration: 'site', phase: 'failed', desiredRevision: 1, error: { code: 'HOOK_FAILED', message: 'hook exited with 3' }, hookExitCode: 3, hookOutput: 'boom', at };
     assert.equal((await asAgent(env, bad, 'POST', '/v1/agent/status', { configurations: [failed] })).statusCode, 204);
     assert.equal((await asAgent(env, bad, 'POST', '/v1/agent/status', { configurations: [{ configuration: 'site', phase: 'exploded', at }] })).json().code, 'BAD_REQUEST');
+    assert.equal((await asAgent(env, bad, 'POST', '/v1/agent/status', { tracks: ['x/y'], configurations: [] })).json().code, 'INVALID_NAME', 'tracks are checked as at enrollment');
     const list = (await env.app.inject({ method: 'GET', url: '/v1/agents', headers: env.auth.viewer })).json().agents;
     assert.deepEqual(list.map((a: { name: string; labels: object; online: boolean }) => [a.name, a.labels, a.online]), [['web-1', { role: 'db' }, false], ['web-2', { role: 'web' }, false]]);
     assert.deepEqual(list[0].configurations[0], { configuration: 'site', revision: 1, id: site.id, phase: 'deployed', upToDate: true, currentRevision: 1, currentId: site.id, at });

@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { DesiredStateSchema, StatusReportSchema, type StatusReport } from '../../protocol/agent.ts';
 import { StrataError } from '../../core/errors.ts';
+import { assertName } from '../../core/registry.ts';
 import type { AgentPrincipal } from '../agent-auth.ts';
 import { desiredFromStore } from '../agents/desired.ts';
 import { recordStatus } from '../agents/status.ts';
@@ -31,7 +32,10 @@ export function registerAgentStateRoutes(app: App, { store, hub }: RouteContext)
     config: { access: 'agent' },
     schema: { summary: 'Report the status of the calling agent’s configurations', security: AGENT_SECURITY, body: StatusReportSchema, response: { 204: z.null() } },
   }, async (request, reply) => {
-    const { record, selectionChanged } = await recordStatus(store, agentOf(request).name, request.body as StatusReport);
+    const report = request.body as StatusReport;
+    // As at enrollment: what an agent tracks must be configuration names.
+    for (const name of report.tracks ?? []) assertName('configuration', name);
+    const { record, selectionChanged } = await recordStatus(store, agentOf(request).name, report);
     if (selectionChanged) hub.agentChanged(record);
     return reply.code(204).send();
   });
