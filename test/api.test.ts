@@ -3,9 +3,10 @@ import { describe, it } from 'node:test';
 import { StrataError } from '../src/core/errors.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { testApp, type TestApp } from './helpers/app.ts';
 import { tempDir } from './helpers/temp-dir.ts';
@@ -185,6 +186,25 @@ describe('uploads', () => {
     assert.equal(response.statusCode, 422);
     assert.equal(response.json().code, 'UNSAFE_ARCHIVE_ENTRY');
     assert.match(response.json().message, /\.\.\/escape\.txt/);
+  });
+
+  it('refuses a gzip bomb (a tar.gz, then 2 GiB of zeros) and keeps nothing, but accepts a tar padded to a 1 MiB record', async (t) => {
+    const env = await testApp(t, { maxUnpackedBytes: 1024 * 1024 });
+    const tarBytes = gunzipSync(await tarGz(t, { 'index.html': 'hello' }));
+    const record = 1024 * 1024;
+    const padded = gzipSync(Buffer.concat([tarBytes, Buffer.alloc(record - (tarBytes.length % record))]));
+    const accepted = await upload(env, padded);
+    assert.equal(accepted.statusCode, 201, accepted.body);
+    // gunzip reads on through concatenated members: 512 of 4 MiB of zeros, about 4 KiB apiece.
+    const zeros = gzipSync(Buffer.alloc(4 * 1024 * 1024), { level: 9 });
+    const bomb = Buffer.concat([gzipSync(tarBytes), ...Array<Buffer>(512).fill(zeros)]);
+    const response = await upload(env, bomb);
+    assert.equal(response.statusCode, 422);
+    assert.equal(response.json().code, 'INVALID_ARCHIVE');
+    assert.match(response.json().message, /^archive has more than 1048576 bytes after the tar's end-of-archive marker/);
+    assert.equal(await env.store.statBlob(createHash('sha256').update(bomb).digest('hex')), undefined);
+    assert.deepEqual(await readdir(path.join(env.dir, 'uploads')), [], 'no staged upload is left behind');
+    assert.equal((await env.store.statBlob(accepted.json().sha256))?.size, padded.length, 'the accepted blob is intact');
   });
 
   it('refuses a hash mismatch and an upload over the size limit', async (t) => {

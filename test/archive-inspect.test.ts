@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Header, Pax, type HeaderData } from 'tar';
+import { EntryChecker, symlinkResolution, type ArchiveEntry } from '../src/core/archive/entry-rules.ts';
 import { inspectZip, startArchiveInspection, type ArchiveLimits } from '../src/core/archive/inspect.ts';
 import { StrataError } from '../src/core/errors.ts';
 import type { ErrorCode } from '../src/protocol/error-codes.ts';
@@ -29,6 +30,17 @@ function tar(entries: TarInput[], { endMarker = true } = {}): Buffer {
   }
   if (endMarker) blocks.push(Buffer.alloc(1024));
   return Buffer.concat(blocks);
+}
+
+/** A pax header carrying `fields`, which apply to the first of `entries`, then the tar of `entries`. */
+function paxed(fields: HeaderData, entries: TarInput[]): Buffer {
+  return Buffer.concat([new Pax(fields).encode(), tar(entries)]);
+}
+
+/** `archive` followed by `count` gzip members of 4 MiB of zeros each: gunzip reads on through them, about 4 KiB apiece. */
+function withZeroMembers(archive: Buffer, count: number): Buffer {
+  const zeros = gzipSync(Buffer.alloc(4 * 1024 * 1024), { level: 9 });
+  return Buffer.concat([archive, ...Array<Buffer>(count).fill(zeros)]);
 }
 
 /** Streams `bytes` through a fresh inspection in small chunks and returns the verdict. */
@@ -180,6 +192,24 @@ describe('path rules', () => {
     await unsafe(tar([{ path: 'b', type: 'Link', linkpath: '/etc/shadow' }]), 'b', /hard link target "\/etc\/shadow" is absolute/);
   });
 
+  it('refuses a path or link target longer than Linux allows (in bytes), naming the entry in a short line', async () => {
+    const longest = `${'d'.repeat(99)}/`.repeat(40) + 'f'.repeat(96);
+    const widest = 'n'.repeat(255);
+    assert.equal(Buffer.byteLength(longest), 4096);
+    const file = (path: string): Buffer => paxed({ path }, [{ path: 'short', body: 'x' }]);
+    const link = (linkpath: string, type: 'SymbolicLink' | 'Link' = 'SymbolicLink'): Buffer => paxed({ linkpath }, [{ path: 'link', type, linkpath: 'short' }]);
+    for (const good of [file(longest), file(`a/${widest}`), file('é'.repeat(127)), link(longest), link(`${widest}/x`), link(longest, 'Link')]) {
+      assert.equal(((await inspect(good)) as { entries: number }).entries, 1);
+    }
+    const cut = (name: string): string => `${name.slice(0, 256)}…`;
+    await unsafe(file(`${longest}f`), cut(`${longest}f`), /: path is longer than 4096 bytes$/);
+    await unsafe(file(`a/${widest}n`), cut(`a/${widest}n`), /: path has a component longer than 255 bytes$/);
+    await unsafe(file('é'.repeat(128)), 'é'.repeat(128), /: path has a component longer than 255 bytes$/);
+    await unsafe(link(`${longest}f`), 'link', /: symlink target is longer than 4096 bytes$/);
+    await unsafe(link(`${widest}n/x`), 'link', /: symlink target has a component longer than 255 bytes$/);
+    await unsafe(link(`${longest}f`, 'Link'), 'link', /: hard link target is longer than 4096 bytes$/);
+  });
+
   it('refuses devices and fifos', async () => {
     await unsafe(tar([{ path: 'dev/null', type: 'CharacterDevice' }]), 'dev/null', /character device entries are not allowed/);
     await unsafe(tar([{ path: 'dev/sda', type: 'BlockDevice' }]), 'dev/sda', /block device entries are not allowed/);
@@ -214,6 +244,78 @@ describe('limits', () => {
     await inspectZipBuffer(zip, { maxEntries: 2, maxUnpackedBytes: 101 });
     await refused(inspectZipBuffer(zip, { maxEntries: 1, maxUnpackedBytes: 1000 }), 'UNSAFE_ARCHIVE_ENTRY', /more than 1 entries/, 'b');
     await refused(inspectZipBuffer(zip, { maxEntries: 10, maxUnpackedBytes: 100 }), 'UNSAFE_ARCHIVE_ENTRY', /more than 100 bytes/, 'b');
+  });
+});
+
+describe('data after the end-of-archive marker, and metadata', () => {
+  const small = tar([{ path: 'a.txt', body: 'a' }]);
+  const trailing = /^archive has more than 1048576 bytes after the tar's end-of-archive marker/;
+  const padded = (record: number): Buffer => Buffer.concat([small, Buffer.alloc(record - (small.length % record))]);
+
+  it('accepts the padding tar adds to fill its last record (10 KiB by default, 1 MiB with -b 2048)', async () => {
+    for (const record of [10 * 1024, 1024 * 1024]) {
+      assert.deepEqual(await inspect(padded(record)), { format: 'tar', entries: 1, unpackedBytes: 1 });
+      assert.deepEqual(await inspect(gzipSync(padded(record))), { format: 'tar.gz', entries: 1, unpackedBytes: 1 });
+    }
+  });
+
+  it('refuses more than 1 MiB after the marker', () =>
+    refused(inspect(Buffer.concat([small, Buffer.alloc(1024 * 1024 + 1024)])), 'INVALID_ARCHIVE', trailing));
+
+  it('refuses a gzip bomb (a small tar.gz, then 2 GiB of zeros) without inflating it', () =>
+    refused(inspect(withZeroMembers(gzipSync(small), 512)), 'INVALID_ARCHIVE', trailing));
+
+  it('refuses a metadata header over 64 KiB, and more metadata than the entries account for', async () => {
+    const comment = (bytes: number): Buffer => new Pax({ comment: 'c'.repeat(bytes) }).encode();
+    assert.deepEqual(await inspect(Buffer.concat([comment(60 * 1024), small])), { format: 'tar', entries: 1, unpackedBytes: 1 });
+    await refused(inspect(Buffer.concat([comment(65 * 1024), small])), 'INVALID_ARCHIVE', /^tar metadata header for "PaxHeader\/" is larger than 65536 bytes$/);
+    const repeated = gzipSync(Buffer.concat([...Array<Buffer>(40).fill(comment(60 * 1024)), small]));
+    await refused(inspect(repeated), 'INVALID_ARCHIVE', /^tar data runs past what its 0 entries account for \(over \d+ bytes\): too much metadata/);
+  });
+});
+
+describe('bounded work of the symlink checks', () => {
+  const LARGE: ArchiveLimits = { maxEntries: 1_000_000, maxUnpackedBytes: 0 };
+  const symlink = (path: string, linkTarget: string): ArchiveEntry => ({ path, kind: 'symlink', size: 0, linkTarget });
+  const throwsUnsafe = (action: () => void, message: RegExp): void =>
+    assert.throws(action, (error: unknown) => error instanceof StrataError && error.code === 'UNSAFE_ARCHIVE_ENTRY' && message.test(error.message));
+
+  it('bounds the memory kept for symlinks', () => {
+    const target = `${'t'.repeat(199)}/`.repeat(20);
+    const checker = new EntryChecker(LARGE);
+    for (let i = 0; i < 15_000; i++) checker.check(symlink(`l${i}`, target));
+    throwsUnsafe(() => {
+      for (let i = 15_000; i < 20_000; i++) checker.check(symlink(`l${i}`, target));
+    }, /^unsafe archive entry "l\d+": the archive's symlinks need more than 67108864 bytes of memory to check/);
+  });
+
+  it('bounds the lookups of chains of long symlinks', () => {
+    // Each link's 4 KiB target walks 818 directories down and back up before naming the next link: 40 hops in all.
+    const hop = (next: string): string => `${'a/'.repeat(818)}${'../'.repeat(818)}${next}`;
+    const chain = (links: number): EntryChecker => {
+      const checker = new EntryChecker(LARGE);
+      for (let i = 0; i < 38; i++) checker.check(symlink(`s${i}`, hop(`s${i + 1}`)));
+      checker.check(symlink('s38', 'a'));
+      for (let i = 0; i < links; i++) checker.check(symlink(`x${i}`, 's0'));
+      return checker;
+    };
+    chain(10).finish();
+    throwsUnsafe(() => chain(1000).finish(), /^unsafe archive entry "x\d+": the archive's symlinks take more than 8388608 steps to resolve/);
+  });
+
+  it('walks a long target, and checks deep paths, in time linear in their length', () => {
+    const started = performance.now();
+    const steps = symlinkResolution([], 'a/'.repeat(60_000));
+    let walked = 0;
+    let step = steps.next();
+    for (; step.done !== true; step = steps.next('other')) walked += 1;
+    assert.deepEqual([step.value, walked], [true, 60_000]);
+    const deep = Array<string>(2040).fill('a').join('/');
+    const checker = new EntryChecker(LARGE);
+    checker.check(symlink(`${deep}/link`, 'x'));
+    for (let i = 0; i < 300; i++) checker.check({ path: `${deep}/f${i}`, kind: 'file', size: 0 });
+    const took = performance.now() - started;
+    assert.ok(took < 1000, `took ${Math.round(took)} ms`);
   });
 });
 

@@ -19,12 +19,15 @@ export interface TestApp {
   tokenIds: { admin: string; deployer: string; viewer: string };
 }
 
-/** Builds the app on a fresh store (with the channel's timing, if given); everything is closed and removed after the test. */
+/**
+ * Builds the app on a fresh store (with the channel's timing, if given), returned with the store's
+ * directory for tests that look at its files; everything is closed and removed after the test.
+ */
 export async function testApp(
   t: { after: (fn: () => Promise<void>) => void },
   limits?: Partial<{ maxUploadBytes: number; maxEntries: number; maxUnpackedBytes: number }>,
   channel?: ChannelTiming,
-): Promise<TestApp> {
+): Promise<TestApp & { dir: string }> {
   const dir = await tempDir(t);
   const store = await openSqliteStore({ dir });
   const app = await buildApp({
@@ -38,7 +41,7 @@ export async function testApp(
     await app.close();
     await store.close();
   });
-  return { app, store, ...(await roleTokens(store)) };
+  return { app, store, dir, ...(await roleTokens(store)) };
 }
 
 /** Creates an API token of every role in the store: a bearer header and the token id per role. */

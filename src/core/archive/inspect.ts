@@ -2,7 +2,9 @@
  * Upload-time inspection: the server writes every uploaded byte into a sink while it stores them,
  * and the inspector decides from the stream alone whether the archive is acceptable. It sniffs the
  * format from magic bytes, gunzips and parses tars on the fly with bounded memory, and never
- * stalls the upload: once it has a verdict it swallows the remaining bytes.
+ * stalls the upload: once it has a verdict it swallows the remaining bytes. Gunzipping stops at
+ * a refusal, and the tar inspector refuses more gunzipped bytes than the entries account for
+ * (`tarBytesAllowed` in tar-inspector.ts), so inflating costs at most that, whatever the gzip's ratio.
  */
 import { Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
@@ -134,7 +136,8 @@ class Inspection {
       if (tar.failure !== undefined) this.#settle(tar.failure);
       return done();
     }
-    // Keep gunzipping past the tar's end-of-archive marker: a gzip cut short is still refused.
+    // Keep gunzipping past the tar's end-of-archive marker, so a gzip cut short is still refused;
+    // the tar inspector refuses more than MAX_TRAILING_BYTES there, which stops it.
     if (this.#gunzip.write(chunk)) return done();
     const gunzip = this.#gunzip;
     const release = (): void => {

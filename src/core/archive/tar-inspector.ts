@@ -1,7 +1,9 @@
 /**
  * Streaming inspection of a plain (already decompressed) tar with node-tar's Parser: every entry
  * goes through the shared safety rules, bodies are discarded as they pass, and a tar cut short
- * (in a header, in a body, or before its end-of-archive marker) is refused.
+ * (in a header, in a body, or before its end-of-archive marker) is refused, as is one with more
+ * bytes than its entries account for (see `tarBytesAllowed`), so a small gzip cannot inflate
+ * without end.
  */
 import { Header, Parser, type ReadEntry } from 'tar';
 import type { ArchiveEntry, EntryChecker, EntryKind } from './entry-rules.ts';
@@ -29,6 +31,36 @@ const TYPE_NAMES: Record<string, string> = {
 /** Truncation message shared by every format, so operators see one wording. */
 export const TRUNCATED = 'archive is truncated: unexpected end of file';
 
+/** Largest metadata header (pax, GNU long name or link) read: room for a path and a link target at PATH_MAX, and extended attributes. */
+const MAX_META_BYTES = 64 * 1024;
+
+/**
+ * Bytes accepted after the end-of-archive marker. GNU tar pads an archive to a whole record
+ * (10 KiB by default, more with -b), so real archives have some; this much is no padding.
+ */
+export const MAX_TRAILING_BYTES = 1024 * 1024;
+
+/**
+ * Most bytes one entry takes besides its body: its header block, one metadata header (a block
+ * and at most MAX_META_BYTES), and the padding of both bodies to whole blocks.
+ */
+const ENTRY_FRAMING_BYTES = 4 * 512 + MAX_META_BYTES;
+
+/**
+ * The most tar bytes (for a tar.gz, gunzipped bytes) that `entries` entries with `fileBytes`
+ * bytes of files account for: their bodies, ENTRY_FRAMING_BYTES per entry and one more for the
+ * end-of-archive marker, and MAX_TRAILING_BYTES of slack. Under an archive's limits this is at
+ * most maxUnpackedBytes + (maxEntries + 1) × ENTRY_FRAMING_BYTES + MAX_TRAILING_BYTES.
+ */
+function tarBytesAllowed(entries: number, fileBytes: number): number {
+  return fileBytes + (entries + 1) * ENTRY_FRAMING_BYTES + MAX_TRAILING_BYTES;
+}
+
+/** The refusal for more than MAX_TRAILING_BYTES after the end-of-archive marker. */
+export function trailingData(): StrataError {
+  return invalidArchive(`archive has more than ${MAX_TRAILING_BYTES} bytes after the tar's end-of-archive marker, far more than padding`);
+}
+
 /** True when `block` (512 bytes) is a tar header with a valid checksum (ustar, gnu or v7). */
 export function isTarHeader(block: Buffer): boolean {
   if (block.length < 512 || block.subarray(0, 512).every((byte) => byte === 0)) return false;
@@ -49,18 +81,18 @@ export function tarArchiveEntry(entry: ReadEntry): ArchiveEntry {
   return result;
 }
 
-/** The refusal for a metadata header (pax, long name) over the parser's 1 MiB limit, which it reports as an ignored entry. */
+/** The refusal for a metadata header (pax, long name) over MAX_META_BYTES, which the parser reports as an ignored entry. */
 export function tarMetaTooLarge(entry: ReadEntry): StrataError {
-  return invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than 1 MiB`);
+  return invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than ${MAX_META_BYTES} bytes`);
 }
 
 /**
  * node-tar's Parser as every tar reader here uses it: lenient (so it reports rather than throws),
- * plain tar only, metadata headers capped at 1 MiB, and its warnings about invalid headers or a
- * cut-short archive, and its errors, handed to `fail` as archive errors.
+ * plain tar only, metadata headers capped at MAX_META_BYTES, and its warnings about invalid
+ * headers or a cut-short archive, and its errors, handed to `fail` as archive errors.
  */
 export function createTarParser(fail: (error: StrataError) => void): Parser {
-  const parser = new Parser({ strict: false, zstd: false, brotli: false, maxMetaEntrySize: 1024 * 1024 });
+  const parser = new Parser({ strict: false, zstd: false, brotli: false, maxMetaEntrySize: MAX_META_BYTES });
   parser.on('warn', (code: string, message: string) => {
     if (code === 'TAR_ENTRY_INVALID') fail(invalidArchive(`invalid tar header: ${message}`));
     else if (code === 'TAR_BAD_ARCHIVE' && message.startsWith('Truncated')) fail(invalidArchive(TRUNCATED));
@@ -72,7 +104,9 @@ export function createTarParser(fail: (error: StrataError) => void): Parser {
 
 /**
  * Feeds tar bytes to node-tar's Parser and records the first failure. After a failure or the
- * end-of-archive marker it discards input, so memory stays bounded whatever follows.
+ * end-of-archive marker it discards input, so memory stays bounded whatever follows; it counts
+ * what it is fed, refusing more than `tarBytesAllowed` for the entries seen so far, or more than
+ * MAX_TRAILING_BYTES after the marker (not counting the rest of the chunk the marker ends).
  */
 export class TarInspector {
   readonly #checker: EntryChecker;
@@ -81,6 +115,8 @@ export class TarInspector {
   #failure: Error | undefined;
   #eof = false;
   #lastWasNullBlock = false;
+  #bytes = 0;
+  #trailing = 0;
 
   constructor(checker: EntryChecker) {
     this.#checker = checker;
@@ -109,14 +145,15 @@ export class TarInspector {
     return this.#failure;
   }
 
-  /** True once the inspector needs no more bytes (refused, or past the end-of-archive marker). */
-  get settled(): boolean {
-    return this.#failure !== undefined || this.#eof;
-  }
-
   /** Feeds the next bytes; returns false when the parser wants a 'drain' before more. */
   write(chunk: Buffer): boolean {
-    if (this.settled) return true;
+    if (this.#failure !== undefined) return true;
+    if (this.#eof) {
+      this.#trailing += chunk.length;
+      if (this.#trailing > MAX_TRAILING_BYTES) this.#fail(trailingData());
+      return true;
+    }
+    this.#bytes += chunk.length;
     if (this.#first !== undefined) {
       // The first block must be a real header (or the zero block of an empty tar), else this is not a tar.
       this.#first = Buffer.concat([this.#first, chunk]);
@@ -129,7 +166,13 @@ export class TarInspector {
       chunk = this.#first;
       this.#first = undefined;
     }
-    return this.#parser.write(chunk);
+    const more = this.#parser.write(chunk);
+    // Checked once the parser has seen the chunk, so the entries it starts are counted.
+    const allowed = tarBytesAllowed(this.#checker.entries, this.#checker.unpackedBytes);
+    if (this.#bytes > allowed) {
+      this.#fail(invalidArchive(`tar data runs past what its ${this.#checker.entries} entries account for (over ${allowed} bytes): too much metadata, or bodies on entries that are not files`));
+    }
+    return more;
   }
 
   /** Waits for the parser to want more bytes. */

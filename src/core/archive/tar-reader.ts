@@ -2,7 +2,8 @@
  * Reads a tar or tar.gz archive as a stream (the agent's layers, an imported image's layers): fs.createReadStream → zlib gunzip → node-tar's Parser,
  * handing entries to the sink one at a time, in order. Backpressure runs end to end: the pump
  * waits while the Parser holds an unread body, and while too many bodiless entries queue up,
- * so memory stays bounded by a few chunks whatever the layer's size.
+ * so memory stays bounded by a few chunks whatever the layer's size. Past the end-of-archive
+ * marker it reads at most MAX_TRAILING_BYTES (padding), so a small gzip cannot inflate on and on.
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
@@ -11,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { ReadEntry } from 'tar';
 import { invalidArchive, type ArchiveEntry } from './entry-rules.ts';
-import { createTarParser, isTarHeader, tarArchiveEntry, tarMetaTooLarge, TRUNCATED } from './tar-inspector.ts';
+import { createTarParser, isTarHeader, MAX_TRAILING_BYTES, tarArchiveEntry, tarMetaTooLarge, trailingData, TRUNCATED } from './tar-inspector.ts';
 
 /** One tar entry: the safety rules' view plus the metadata writing or copying it needs. */
 export interface TarEntry extends ArchiveEntry {
@@ -61,6 +62,7 @@ export async function readTarLayer(file: string | Readable, gzip: boolean, sink:
   let queued = 0;
   let eof = false;
   let lastWasNullBlock = false;
+  let trailing = 0;
 
   const enqueue = (entry: ReadEntry, ignored: boolean): void => {
     lastWasNullBlock = false;
@@ -92,6 +94,13 @@ export async function readTarLayer(file: string | Readable, gzip: boolean, sink:
   let head: Buffer | undefined = Buffer.alloc(0);
   const feed = async (chunk: Buffer): Promise<void> => {
     if (failure !== undefined) throw failure;
+    if (eof) {
+      // The parser would buffer whatever follows its end-of-archive marker: count it instead, and
+      // read on only as far as padding goes (so a gzip cut short there is still refused).
+      trailing += chunk.length;
+      if (trailing > MAX_TRAILING_BYTES) throw trailingData();
+      return;
+    }
     if (head !== undefined) {
       // The first block must be a real header (or the zero block of an empty tar), else this is not a tar.
       head = Buffer.concat([head, chunk]);

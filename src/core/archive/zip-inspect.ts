@@ -6,14 +6,14 @@
 import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import type { StrataError } from '../errors.ts';
-import { EntryChecker, invalidArchive, unsafeEntry, type ArchiveEntry, type EntryKind } from './entry-rules.ts';
+import { EntryChecker, invalidArchive, MAX_PATH_BYTES, unsafeEntry, type ArchiveEntry, type EntryKind } from './entry-rules.ts';
 import type { ArchiveLimits, ArchiveSummary } from './types.ts';
 
 /** Reads one byte range of the stored upload; `end` is inclusive. */
 export type RangeReader = (range: { start: number; end?: number }) => Readable;
 
-/** Longest symlink target read from a zip entry (at upload time and when unpacking). */
-export const MAX_ZIP_LINK_TARGET = 4096;
+/** Longest symlink target read from a zip entry (at upload time and when unpacking): the rules' limit for every format. */
+export const MAX_ZIP_LINK_TARGET = MAX_PATH_BYTES;
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
