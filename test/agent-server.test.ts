@@ -1,8 +1,8 @@
 /** The agent side of the API through inject(): enrollment, signed requests, desired state, status, blobs, assignments, revocation. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
-import { AGENT_BODY_HASH_HEADER } from '../src/protocol/agent.ts';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { AGENT_BODY_HASH_HEADER, agentSigningInputV1 } from '../src/protocol/agent.ts';
 import { testApp } from './helpers/app.ts';
 import { asAgent, configure, enroll, enrolled, fakeAgent, joinToken, version } from './helpers/fake-agent.ts';
 
@@ -212,11 +212,33 @@ describe('desired state, status and blobs', () => {
     const replayed = await post(body, signedHeaders);
     assert.equal(replayed.statusCode, 401);
     assert.match(replayed.json().message, /sent this signed request before/);
+    // The same signature spelled with other spare bits in its last base64url character is the same signature.
+    const [prefix, signature] = [signedHeaders.authorization.slice(0, -1), signedHeaders.authorization.slice(-1)];
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const respelled = `${prefix}${alphabet[alphabet.indexOf(signature) ^ 1]}`;
+    assert.notEqual(respelled, signedHeaders.authorization);
+    const again = await post(body, { ...signedHeaders, authorization: respelled });
+    assert.equal(again.statusCode, 401);
+    assert.match(again.json().message, /sent this signed request before/);
     const get = await env.app.inject({ method: 'GET', url: '/v1/agent/desired', headers: { authorization: agent.authorization('GET', '/v1/agent/desired', Date.now(), bodySha256), [AGENT_BODY_HASH_HEADER]: bodySha256 } });
     assert.equal(get.statusCode, 401);
     assert.match(get.json().message, /a GET request has no body to sign/);
     const malformed = await post(body, { authorization: agent.authorization('POST', url), [AGENT_BODY_HASH_HEADER]: 'xyz' });
     assert.match(malformed.json().message, /malformed x-strata-body-sha256/);
+  });
+
+  it('still accepts agents that sign the v1 text without a body hash, while they are upgraded', async (t) => {
+    const env = await testApp(t);
+    const agent = fakeAgent('old-1');
+    await enrolled(env, agent, { labels: { role: 'web' } });
+    const v1 = (method: string, url: string, at = Date.now()) => `StrataAgent old-1.${at}.${sign(null, Buffer.from(agentSigningInputV1('old-1', at, method, url)), agent.privateKey).toString('base64url')}`;
+    assert.equal((await env.app.inject({ method: 'GET', url: '/v1/agent/desired', headers: { authorization: v1('GET', '/v1/agent/desired') } })).statusCode, 200);
+    const body = JSON.stringify({ configurations: [] });
+    const posted = await env.app.inject({ method: 'POST', url: '/v1/agent/status', payload: body, headers: { authorization: v1('POST', '/v1/agent/status'), 'content-type': 'application/json' } });
+    assert.equal(posted.statusCode, 204, posted.body);
+    const bodySha256 = createHash('sha256').update(body).digest('hex');
+    const mixed = await env.app.inject({ method: 'POST', url: '/v1/agent/status', payload: body, headers: { authorization: v1('POST', '/v1/agent/status', Date.now() + 1), [AGENT_BODY_HASH_HEADER]: bodySha256, 'content-type': 'application/json' } });
+    assert.equal(mixed.statusCode, 401, 'a v1 signature never comes with a body hash');
   });
 
   it('lets an agent read only the blobs its configurations reference', async (t) => {

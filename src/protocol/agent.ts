@@ -32,6 +32,15 @@ export const AGENT_BODY_HASH_HEADER = 'x-strata-body-sha256';
 /** SHA-256 of an empty body: what a request without AGENT_BODY_HASH_HEADER is signed with. */
 export const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
+/**
+ * The text agents signed before body signing (no body hash). Servers still accept it from an
+ * agent that sends no AGENT_BODY_HASH_HEADER, so a fleet keeps working while its agents are
+ * upgraded; such a request's body is not bound to its signature.
+ */
+export function agentSigningInputV1(name: string, timestampMs: number, method: string, path: string): string {
+  return `strata-agent-v1\n${name}\n${timestampMs}\n${method.toUpperCase()}\n${path}`;
+}
+
 /** The text an agent signs for one request: who, when, what, and the exact body bytes' SHA-256. */
 export function agentSigningInput(name: string, timestampMs: number, method: string, path: string, bodySha256: string = EMPTY_BODY_SHA256): string {
   return `strata-agent-v2\n${name}\n${timestampMs}\n${method.toUpperCase()}\n${path}\n${bodySha256}`;

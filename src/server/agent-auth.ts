@@ -6,7 +6,7 @@ import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto
 import { Transform } from 'node:stream';
 import { StrataError } from '../core/errors.ts';
 import { parseToken, secretMatches, tokenUnusableReason } from '../core/tokens.ts';
-import { AGENT_BODY_HASH_HEADER, AGENT_CLOCK_SKEW_MS, agentSigningInput, EMPTY_BODY_SHA256 } from '../protocol/agent.ts';
+import { AGENT_BODY_HASH_HEADER, AGENT_CLOCK_SKEW_MS, agentSigningInput, agentSigningInputV1, EMPTY_BODY_SHA256 } from '../protocol/agent.ts';
 import type { AgentRecord, Store, TokenRecord } from '../store/contract.ts';
 
 /** An authenticated agent. */
@@ -16,8 +16,11 @@ export interface AgentPrincipal {
   record: AgentRecord;
   /** How the audit log names this caller. */
   actor: string;
-  /** The SHA-256 of the body the agent signed; the body read must hash to it (`agentBodyCheck`). */
-  bodySha256: string;
+  /**
+   * The SHA-256 of the body the agent signed; the body read must hash to it (`agentBodyCheck`).
+   * Absent for an agent that signs the older v1 text, which covers no body.
+   */
+  bodySha256?: string;
 }
 
 /**
@@ -115,21 +118,30 @@ export async function authenticateAgent(store: Store, header: string | undefined
   if (READ_METHODS.has(method.toUpperCase()) && bodySha256 !== EMPTY_BODY_SHA256) throw new StrataError('UNAUTHENTICATED', `a ${method.toUpperCase()} request has no body to sign`);
   const record = await store.getAgent(name);
   if (!record?.publicKey) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is not enrolled`);
-  const input = Buffer.from(agentSigningInput(name, timestamp, method, path, bodySha256));
   const signatureBytes = Buffer.from(signature, 'base64url');
-  let valid = false;
-  try {
-    valid = signatureBytes.length === 64 && verify(null, input, cachedKey(record.publicKey), signatureBytes);
-  } catch {
-    valid = false;
+  const key = cachedKey(record.publicKey);
+  const signs = (text: string): boolean => {
+    try {
+      return signatureBytes.length === 64 && verify(null, Buffer.from(text), key, signatureBytes);
+    } catch {
+      return false;
+    }
+  };
+  let checkedBody: string | undefined = bodySha256;
+  if (!signs(agentSigningInput(name, timestamp, method, path, bodySha256))) {
+    // Agents from before body signing sign v1 and send no body hash; their bodies go unchecked.
+    if (bodyHashHeader !== undefined || !signs(agentSigningInputV1(name, timestamp, method, path))) {
+      throw new StrataError('UNAUTHENTICATED', `invalid signature for agent ${JSON.stringify(name)}`);
+    }
+    checkedBody = undefined;
   }
-  if (!valid) throw new StrataError('UNAUTHENTICATED', `invalid signature for agent ${JSON.stringify(name)}`);
   // Checked after the signature so that only the agent itself learns that it was revoked.
   if (record.revokedAt) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is revoked`);
-  if (!READ_METHODS.has(method.toUpperCase()) && !seenWrites.add(signature, timestamp + AGENT_CLOCK_SKEW_MS, now)) {
+  // Keyed by the signature's bytes: base64url text has spare bits, and another spelling of the same bytes is the same signature.
+  if (!READ_METHODS.has(method.toUpperCase()) && !seenWrites.add(signatureBytes.toString('hex'), timestamp + AGENT_CLOCK_SKEW_MS, now)) {
     throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} sent this signed request before: a write is accepted once`);
   }
-  return { name, record, actor: `agent:${name}`, bodySha256 };
+  return { name, record, actor: `agent:${name}`, ...(checkedBody === undefined ? {} : { bodySha256: checkedBody }) };
 }
 
 /**

@@ -131,7 +131,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const throttle = new AuthThrottle();
   app.addHook('onRequest', async (request) => authorizeRequest(deps.store, throttle, request));
   // An agent's body must be the one it signed: checked as it is read, before any handler sees it.
-  app.addHook('preParsing', async (request, _reply, payload) => (request.agent === undefined ? payload : pipeline(payload, agentBodyCheck(request.agent.bodySha256), () => {})));
+  app.addHook('preParsing', async (request, _reply, payload) => (request.agent?.bodySha256 === undefined ? payload : pipeline(payload, agentBodyCheck(request.agent.bodySha256), () => {})));
 
   const registry = new Registry(deps.store);
   const metrics = new ServerMetrics({ store: deps.store, hub, log: deps.logger });
