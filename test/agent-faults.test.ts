@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -256,14 +256,21 @@ describe('agent faults against a real server', () => {
     assert.equal(await stat(path.join(releases, v2.id)).catch(() => undefined), undefined, 'the kill landed before the new release was complete');
     assert.ok((await tempReleases(confDir)).length >= 1, 'the unfinished tree is left as crash debris');
     // What other interrupted steps leave: the switch's link, a hook's STATEFILE, an atomic write's temp file.
+    // Another writer's temp files count as debris once a minute old; a fresh one may be a write in progress.
     const debris = ['current.tmp-0123456789ab', '.statefile-0123456789abcdef.json', '.state.json.0123456789ab.tmp'];
-    for (const name of debris) await writeFile(path.join(confDir, name), 'debris');
+    const minutesAgo = new Date(Date.now() - 120_000);
+    for (const name of debris) {
+      await writeFile(path.join(confDir, name), 'debris');
+      await utimes(path.join(confDir, name), minutesAgo, minutesAgo);
+    }
+    await writeFile(path.join(confDir, '.hold.0123456789ab.tmp'), 'a write in progress');
     await writeFile(path.join(confDir, 'notes.tmp'), 'not ours to remove');
 
     running = agent({ dir });
     await waitFor('the debris swept before the deploy', async () => /removed what an interrupted deploy left/.test(running.logs()));
     for (const name of debris) assert.equal(await stat(path.join(confDir, name)).catch(() => undefined), undefined, `${name} removed`);
     assert.equal(await read(path.join(confDir, 'notes.tmp')), 'not ours to remove');
+    assert.equal(await read(path.join(confDir, '.hold.0123456789ab.tmp')), 'a write in progress');
     await waitFor('v2 deployed after the restart', async () => (await currentId(confDir)) === v2.id, 40_000);
     assert.equal(await read(path.join(confDir, 'current', 'd99', 'f7999.txt')), 'file 7999\n');
     assert.equal((await readdir(path.join(confDir, 'current', 'd0'))).length, 80);

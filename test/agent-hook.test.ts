@@ -3,11 +3,15 @@
  * group, a bounded output tail, hooks that cannot start, and the private STATEFILE.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { hookEnvironment } from '../src/agent/hook/hook-environment.ts';
+import { recordHook, stopOrphanHook } from '../src/agent/hook/hook-record.ts';
 import { runHook } from '../src/agent/hook/run-hook.ts';
+import { processStat, signalGroup } from '../src/agent/service/proc.ts';
 import { writeStateFile } from '../src/agent/hook/state-file.ts';
 import type { Configuration } from '../src/store/contract.ts';
 import { tempDir } from './helpers/temp-dir.ts';
@@ -187,6 +191,51 @@ describe('runHook', () => {
     assert.equal(result.signal, 'SIGTERM');
   });
 });
+
+describe('stopOrphanHook', () => {
+  const gone = async (pid: number): Promise<boolean> => {
+    const stat = await processStat(pid);
+    return stat === undefined || stat.state === 'Z';
+  };
+
+  it('stops a recorded hook that still runs, its whole group, and forgets it', async (t) => {
+    const dir = await tempDir(t);
+    const child = spawn('sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore' });
+    t.after(() => signalGroup(child.pid!, 'SIGKILL'));
+    const exited = once(child, 'exit');
+    await recordHook(dir, child.pid!);
+    assert.equal(await stopOrphanHook(dir, 2000), child.pid);
+    await exited;
+    assert.equal(groupGone(child.pid!), true, 'the hook and its sleep are gone');
+    await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' });
+  });
+
+  it('leaves alone what a hook that ended left running, and a process that only shares the pid', async (t) => {
+    const dir = await tempDir(t);
+    // The hook exits at once and leaves a daemon in its group, as hooks may do on purpose.
+    const hook = spawn('sh', ['-c', 'sleep 30 & echo $!'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const [daemonText] = await Promise.all([new Promise<string>((resolve) => hook.stdout!.once('data', (data: Buffer) => resolve(data.toString()))), recordHook(dir, hook.pid!)]);
+    const daemon = Number(daemonText.trim());
+    t.after(() => signalGroup(hook.pid!, 'SIGKILL'));
+    if (hook.exitCode === null) await once(hook, 'exit');
+    assert.equal(await stopOrphanHook(dir, 2000), undefined);
+    assert.equal(await gone(daemon), false, 'the daemon lives on');
+    // A record whose pid is now someone else's (here: this very test process).
+    await writeFile(path.join(dir, 'hook.json'), JSON.stringify({ pid: process.pid, startTime: '1', bootId: 'x' }));
+    assert.equal(await stopOrphanHook(dir, 2000), undefined);
+    await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' }, 'a stale record is forgotten');
+  });
+});
+
+/** True when no process is left in group `pgid`. */
+function groupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 describe('writeStateFile', () => {
   it('writes the deploy-tools JSON to a private file', async (t) => {

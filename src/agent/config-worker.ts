@@ -204,17 +204,34 @@ export class ConfigWorker {
   }
 
   /**
+   * Before the first step: stops a hook an earlier agent that died left running, then removes the
+   * debris of a deploy a crash interrupted, which may be what fills the disk. Failing here is
+   * logged, never fatal: the deploy that follows reports what is really wrong.
+   */
+  private async sweep(): Promise<void> {
+    const log = this.settings.log;
+    try {
+      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS);
+      if (orphan !== undefined) log.warn({ configuration: this.name, pid: orphan }, 'stopped a hook an earlier agent left running');
+    } catch (error) {
+      log.warn({ err: error, configuration: this.name }, 'could not stop the hook an earlier agent left running');
+    }
+    try {
+      const leftovers = await removeLeftovers(this.confDir, { atStart: true });
+      if (leftovers.length > 0) log.info({ configuration: this.name, leftovers }, 'removed what an interrupted deploy left');
+    } catch (error) {
+      log.warn({ err: error, configuration: this.name }, 'could not remove what an interrupted deploy left');
+    }
+  }
+
+  /**
    * One convergence step. Returns how long to wait before the next one when a retry is due,
    * or undefined to wait for a new desired state.
    */
   async step(): Promise<number | undefined> {
     if (!this.swept) {
-      // Debris of a deploy a crash interrupted goes before anything else: it may be what fills the disk.
       this.swept = true;
-      const leftovers = await removeLeftovers(this.confDir);
-      if (leftovers.length > 0) this.settings.log.info({ configuration: this.name, leftovers }, 'removed what an interrupted deploy left');
-      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS);
-      if (orphan !== undefined) this.settings.log.warn({ configuration: this.name, pid: orphan }, 'stopped a hook an earlier agent left running');
+      await this.sweep();
     }
     await this.service.init().catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not re-adopt the service'));
     await this.loadCurrent();

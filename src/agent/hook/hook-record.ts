@@ -15,6 +15,8 @@ interface HookRecord {
   pid: number;
   /** /proc/<pid>/stat field 22, as text. */
   startTime: string;
+  /** The kernel's boot id: a record from before a reboot names no process of ours. */
+  bootId: string;
 }
 
 /** How often, and for how long after SIGTERM, to look whether the group is gone. */
@@ -24,11 +26,16 @@ function recordPath(confDir: string): string {
   return path.join(confDir, 'hook.json');
 }
 
+/** This boot's id, or '' where /proc does not say. */
+async function bootId(): Promise<string> {
+  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+}
+
 /** Records the hook that just started as `pid`; a hook already gone is not recorded. */
 export async function recordHook(confDir: string, pid: number): Promise<void> {
   const startTime = (await processStat(pid))?.startTime;
   if (startTime === undefined) return;
-  await writeFileAtomic(recordPath(confDir), `${JSON.stringify({ pid, startTime } satisfies HookRecord)}\n`);
+  await writeFileAtomic(recordPath(confDir), `${JSON.stringify({ pid, startTime, bootId: await bootId() } satisfies HookRecord)}\n`);
 }
 
 /** Forgets the recorded hook (it ended). */
@@ -48,29 +55,35 @@ function groupAlive(pgid: number): boolean {
 
 /**
  * Stops the process group of a hook recorded by an earlier agent that died while it ran: SIGTERM,
- * then SIGKILL after `graceMs`. The group is signalled only when its leader is that very process
- * (same start time) or gone: Linux does not hand out a number still in use as a process group's
- * id, so a group by that id without its leader is the hook's remaining children. Resolves with
- * the pid stopped, or undefined when there was nothing to stop.
+ * then SIGKILL after `graceMs`. Only while the hook itself still runs — the same pid, start time
+ * and boot — so never a group whose number was handed out again, nor daemons a hook that ended
+ * left behind on purpose. Resolves with the pid stopped, or undefined when there was nothing to
+ * stop; a group it may not signal (EPERM) is left alone.
  */
 export async function stopOrphanHook(confDir: string, graceMs: number): Promise<number | undefined> {
-  let record: HookRecord;
+  let record: Partial<HookRecord>;
   try {
-    record = JSON.parse(await readFile(recordPath(confDir), 'utf8')) as HookRecord;
+    record = JSON.parse(await readFile(recordPath(confDir), 'utf8')) as Partial<HookRecord>;
   } catch {
     await forgetHook(confDir);
     return undefined;
   }
   const { pid, startTime } = record;
-  const leader = Number.isSafeInteger(pid) && pid > 1 ? await processStat(pid) : undefined;
-  const ours = Number.isSafeInteger(pid) && pid > 1 && (leader === undefined || leader.startTime === startTime);
-  if (!ours || !groupAlive(pid)) {
+  const leader = typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 1 ? await processStat(pid) : undefined;
+  const ours = leader !== undefined && leader.state !== 'Z' && leader.startTime === startTime && record.bootId === (await bootId());
+  if (!ours) {
     await forgetHook(confDir);
     return undefined;
   }
-  signalGroup(pid, 'SIGTERM');
-  for (let waited = 0; waited < graceMs && groupAlive(pid); waited += POLL_MS) await sleep(POLL_MS);
-  if (groupAlive(pid)) signalGroup(pid, 'SIGKILL');
+  try {
+    signalGroup(pid!, 'SIGTERM');
+    for (let waited = 0; waited < graceMs && groupAlive(pid!); waited += POLL_MS) await sleep(POLL_MS);
+    if (groupAlive(pid!)) signalGroup(pid!, 'SIGKILL');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    await forgetHook(confDir);
+    return undefined;
+  }
   await forgetHook(confDir);
   return pid;
 }

@@ -111,24 +111,32 @@ export async function commitRelease(tempDir: string, finalDir: string): Promise<
   return { reused: false };
 }
 
-/** What an interrupted deploy leaves in a configuration's directory: the atomic switch's link, a hook's STATEFILE, an atomic write's temp file. */
-const CONF_LEFTOVER = /^(current\.tmp-|\.statefile-|\..+\.[0-9a-f]{12}\.tmp$)/;
+/** The atomic switch's link, which only this configuration's own deploy makes. */
+const SWITCH_LEFTOVER = /^current\.tmp-/;
+/** A hook's STATEFILE and an atomic write's temp file: also made by other writers (a local rollback, the service supervisor). */
+const WRITE_LEFTOVER = /^(\.statefile-|\..+\.[0-9a-f]{12}\.tmp$)/;
+/** How old another writer's temp file must be before it counts as debris: no write takes that long. */
+const WRITE_LEFTOVER_AGE_MS = 60_000;
 
 /**
  * Removes what a deploy interrupted by a crash or kill -9 left behind: temporary release trees
- * (`releases/.tmp-*`, which can be gigabytes), `current.tmp-*` links, hooks' STATEFILEs and
- * atomic writes' temp files. Only for the one agent holding the directory's lock, before it
- * deploys, so that a disk filled by debris does not make every later deploy fail; pruning after a
- * deploy does it too. Resolves with the names removed.
+ * (`releases/.tmp-*`, which can be gigabytes) and `current.tmp-*` links. `atStart` (the agent
+ * starting, before it deploys or runs a hook) also removes hooks' STATEFILEs and atomic writes'
+ * temp files older than a minute, which other writers may be making at any other time. Only for
+ * the one agent holding the directory's lock, so that a disk filled by debris does not make every
+ * later deploy fail; pruning after a deploy does it too. Resolves with the names removed.
  */
-export async function removeLeftovers(confDir: string): Promise<string[]> {
+export async function removeLeftovers(confDir: string, options: { atStart?: boolean } = {}): Promise<string[]> {
   const leftovers: string[] = [];
   const names: string[] = await readdir(confDir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [];
     throw error;
   });
+  const now = Date.now();
   for (const name of names) {
-    if (!CONF_LEFTOVER.test(name)) continue;
+    const debris = SWITCH_LEFTOVER.test(name)
+      || (options.atStart === true && WRITE_LEFTOVER.test(name) && now - ((await lstat(path.join(confDir, name)).catch(() => undefined))?.mtimeMs ?? now) >= WRITE_LEFTOVER_AGE_MS);
+    if (!debris) continue;
     await removeTree(path.join(confDir, name));
     leftovers.push(name);
   }
