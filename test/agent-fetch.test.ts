@@ -445,6 +445,8 @@ describe('BlobCache', () => {
     const stray = 'c'.repeat(64);
     await writeFile(path.join(dir, `${stray}.part`), 'partial');
     await writeFile(path.join(dir, 'notes.txt'), 'not ours');
+    const beforeWrites = Date.now() - 60_000;
+    assert.deepEqual(await cache.collect(new Set([a.sha256]), { modifiedBefore: beforeWrites }), [], 'files written since the cut-off are spared');
     const removed = await cache.collect(new Set([a.sha256]));
     assert.deepEqual(removed.sort(), [b.sha256, `${stray}.part`].sort());
     assert.deepEqual((await readdir(dir)).sort(), [a.sha256, 'notes.txt'].sort());

@@ -175,9 +175,11 @@ export class Agent {
    */
   private scheduleCacheTrim(): void {
     this.trimming = this.trimming.then(async () => {
+      // A blob written once the trim started may be one a deploy fetched after `keep` was decided.
+      const modifiedBefore = Date.now();
       const keep = new Set<string>();
       for (const worker of this.workers.values()) for (const blob of await worker.blobsInUse()) keep.add(blob);
-      const removed = await this.cache!.collect(keep);
+      const removed = await this.cache!.collect(keep, { modifiedBefore });
       if (removed.length > 0) this.log.info({ removed }, 'removed cached blobs no kept release uses');
     }).catch((error: unknown) => this.log.warn({ err: error }, 'could not trim the blob cache'));
   }

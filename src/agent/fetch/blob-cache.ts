@@ -4,7 +4,7 @@
  * visible, and re-verified when read, so a corrupt entry is deleted and fetched again.
  * One BlobCache owns its directory: two instances on the same directory may write the same .part.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { StrataError } from '../../core/errors.ts';
 import { isSha256 } from '../../protocol/names.ts';
@@ -117,7 +117,7 @@ export class BlobCache {
   }
 
   /** Deletes cached blobs and partial downloads not in `keep` (and not being fetched); resolves with the removed file names. */
-  async collect(keep: ReadonlySet<string>): Promise<string[]> {
+  async collect(keep: ReadonlySet<string>, options: { modifiedBefore?: number } = {}): Promise<string[]> {
     await this.#ensureDir();
     const removed: string[] = [];
     for (const name of (await readdir(this.#dir)).sort()) {
@@ -126,6 +126,8 @@ export class BlobCache {
       if (match === null) continue;
       const sha256 = match[1]!;
       if (keep.has(sha256) || this.#flights.has(sha256)) continue;
+      // A blob written since `keep` was decided may be one a deploy has just fetched and is about to unpack.
+      if (options.modifiedBefore !== undefined && ((await lstat(path.join(this.#dir, name)).catch(() => undefined))?.mtimeMs ?? 0) >= options.modifiedBefore) continue;
       await rm(path.join(this.#dir, name), { force: true });
       if (match[2] === undefined) this.#verified.delete(sha256);
       removed.push(name);
