@@ -510,6 +510,7 @@ describe('agent faults against a real server', () => {
       [['--poll', '0s'], /^strata: --poll must be at least 1s\n$/],
       [['--retry-base', '0s'], /^strata: --retry-base must be at least 100ms\n$/],
       [['--retry-cap', '0s'], /^strata: --retry-cap must be at least 5s\n$/],
+      [['--retry-base', '10m', '--retry-cap', '0s'], /^strata: --retry-cap must be at least 10m\n$/],
       [['--retry-base', '2s', '--retry-cap', '1s'], /^strata: --retry-cap must be at least 2s\n$/],
       [['--hook-timeout', '10ms'], /^strata: --hook-timeout must be at least 1s\n$/],
       [['--poll', 'soon'], /^strata: --poll: invalid duration "soon"/],
@@ -522,5 +523,7 @@ describe('agent faults against a real server', () => {
     await assert.rejects(stat(dir), { code: 'ENOENT' }, 'a refused start creates nothing');
     const once = await runStrata(['agent', '--once', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'timing-1', '--track', 'notyet-either', '--poll', '1s', '--retry-base', '100ms', '--retry-cap', '100ms', '--hook-timeout', '1s', '--log-level', 'fatal']);
     assert.equal(once.code, 1, `the floors themselves are accepted; the configuration does not exist: ${once.stderr}`);
+    const longBase = await runStrata(['agent', '--once', '--dir', dir, '--track', 'notyet-either', '--retry-base', '10m', '--log-level', 'fatal']);
+    assert.equal(longBase.code, 1, `a base above the default cap, given alone, raises the cap: ${longBase.stderr}`);
   });
 });

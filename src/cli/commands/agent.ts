@@ -129,7 +129,11 @@ export function registerAgent(program: Command, context: CliContext): void {
       }
       const metrics = await metricsOptions(options);
       const retryBaseMs = durationAtLeast('--retry-base', options['retryBase'] as string, MIN_RETRY_MS);
-      const retryCapMs = durationAtLeast('--retry-cap', options['retryCap'] as string, retryBaseMs);
+      // The default cap rises to a longer base given alone; a cap given below the base is a mistake.
+      const capGiven = command.getOptionValueSource('retryCap') !== 'default';
+      const retryCapMs = capGiven
+        ? durationAtLeast('--retry-cap', options['retryCap'] as string, retryBaseMs)
+        : Math.max(retryBaseMs, option('--retry-cap', parseDuration, options['retryCap'] as string));
       const { runAgent } = agentMain;
       const code = await runAgent({
         dir: path.resolve(options['dir'] as string),
