@@ -106,6 +106,21 @@ describe('authentication and roles', () => {
     assert.equal(audited.length, 20, 'only the first failed writes of the window are audited');
   });
 
+  it('counts an IPv6 caller by its /64, so rotating addresses within it does not escape the throttle', async (t) => {
+    const env = await testApp(t);
+    const wrong = { authorization: `Bearer strata_${env.tokenIds.admin}_${'x'.repeat(32)}` };
+    for (let i = 1; i <= 5; i++) {
+      const response = await env.app.inject({ method: 'GET', url: '/v1/whoami', headers: wrong, remoteAddress: `2001:db8:0:7::${i.toString(16)}` });
+      assert.equal(response.statusCode, 401);
+    }
+    const sameNetwork = await env.app.inject({ method: 'GET', url: '/v1/whoami', headers: wrong, remoteAddress: '2001:db8:0:7:ffff::1' });
+    assert.equal(sameNetwork.statusCode, 429);
+    const otherNetwork = await env.app.inject({ method: 'GET', url: '/v1/whoami', headers: env.auth.admin, remoteAddress: '2001:db8:0:8::1' });
+    assert.equal(otherNetwork.statusCode, 200);
+    const { addressKey } = await import('../src/server/auth.ts');
+    assert.deepEqual(['127.0.0.1', '::ffff:10.1.2.3', '2001:db8:85a3::8a2e:370:7334', '2001:0db8:0000:0001::', '::1'].map(addressKey), ['127.0.0.1', '10.1.2.3', '2001:db8:85a3:0::/64', '2001:db8:0:1::/64', '0:0:0:0::/64']);
+  });
+
   it('serves health and the OpenAPI document without a token', async (t) => {
     const env = await testApp(t);
     assert.equal((await env.app.inject({ method: 'GET', url: '/v1/health' })).json().ok, true);

@@ -3,6 +3,7 @@
  * their own key (`agent-auth.ts`), and a throttle that slows down addresses that keep failing
  * to authenticate. `authorizeRequest` is the one gate every request passes before its body is read.
  */
+import { isIPv6 } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { StrataError } from '../core/errors.ts';
 import { parseToken, secretMatches, tokenUnusableReason } from '../core/tokens.ts';
@@ -94,6 +95,22 @@ class FailureCounter {
 }
 
 /**
+ * Where failures are counted from: an IPv4 address as it is (IPv4-mapped IPv6 included), an IPv6
+ * address by its /64, since one host or network is commonly handed a whole /64 and could
+ * otherwise pick a fresh address for every attempt.
+ */
+export function addressKey(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(ip)) return ip;
+  const [head = '', tail] = ip.toLowerCase().split('%')[0]!.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/**
  * Slows down callers that keep failing to authenticate: per identity claimed from an address
  * (see `throttleKey`), and per address whatever it claims.
  */
@@ -106,7 +123,8 @@ export class AuthThrottle {
    * identity or address first, counts a failure against both, audits a failed write (`audit`,
    * at most AUDITED_FAILURES per address and window), and clears the identity's count on success.
    */
-  async guard<T>(store: Store, address: string, authorization: string | undefined, audit: { target: string } | undefined, authenticate: () => Promise<T>, now = Date.now()): Promise<T> {
+  async guard<T>(store: Store, ip: string, authorization: string | undefined, audit: { target: string } | undefined, authenticate: () => Promise<T>, now = Date.now()): Promise<T> {
+    const address = addressKey(ip);
     const key = throttleKey(address, authorization);
     this.perAddress.check(address, now);
     this.perIdentity.check(key, now);
@@ -117,7 +135,7 @@ export class AuthThrottle {
       this.perIdentity.fail(key, now);
       const fromAddress = this.perAddress.fail(address, now);
       if (audit !== undefined && fromAddress <= AUDITED_FAILURES) {
-        await store.appendAudit({ actor: `address:${address}`, action: 'auth.failed', target: audit.target, result: toStrataError(error).code });
+        await store.appendAudit({ actor: `address:${ip}`, action: 'auth.failed', target: audit.target, result: toStrataError(error).code });
       }
       throw error;
     }
