@@ -144,6 +144,7 @@ describe('agent channel', () => {
     };
     const client = await connect(base, agent);
     assert.deepEqual(await client.closed, { code: 4001, reason: 'agent revoked' });
+    await assert.rejects(client.next('desired', 100), /no desired message/, 'a revoked agent is sent no desired state');
   });
 
   it('pings, closes silent sessions, and closes every socket promptly on app.close()', async (t) => {

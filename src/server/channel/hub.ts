@@ -134,20 +134,25 @@ export class FleetHub implements OrderChannels {
     this.presence.connect(record.name, session.id);
     this.bus.claim(record.name, session.id, Date.now());
     older?.close(CLOSE.replaced, 'replaced by a newer connection');
-    this.push(session);
     void touchAgent(this.store, record.name);
     this.log.info({ agent: record.name, session: session.id }, 'agent channel opened');
-    void this.closeIfRevoked(session);
+    void this.pushUnlessRevoked(session, record);
     return session;
   }
 
   /**
    * A revoke that lands between the upgrade's authentication and `attach` finds no session to
-   * close; so the record is read once more after attaching, and a session of a revoked agent closes.
+   * close; so the record is read once more after attaching, before the first desired state goes
+   * out, and the session closes if the agent was revoked, or enrolled again with another key, meanwhile.
    */
-  private async closeIfRevoked(session: AgentSession): Promise<void> {
-    const record = await this.store.getAgent(session.agent).catch(() => undefined);
-    if (record?.revokedAt && this.sessions.get(session.agent) === session) this.closeRevoked(session.agent);
+  private async pushUnlessRevoked(session: AgentSession, authenticated: AgentRecord): Promise<void> {
+    const record = await this.store.getAgent(session.agent).catch(() => authenticated);
+    if (this.sessions.get(session.agent) !== session) return;
+    if (record === undefined || record.revokedAt || record.publicKey !== authenticated.publicKey) {
+      this.closeRevoked(session.agent);
+      return;
+    }
+    this.push(session);
   }
 
   /** Forgets a closed session (unless a newer one replaced it). */
