@@ -10,7 +10,7 @@ export const ERROR_CATALOG = {
   INVALID_HASH: { status: 400, message: 'A hash is not 64 lower-case hex digits.' },
   INVALID_SELECTOR: { status: 400, message: 'A label selector is malformed; write it like role=web,region!=eu.' },
   NO_TARGET: { status: 400, message: 'An order needs exactly one target (hosts, group, selector or all) that picks at least one agent.' },
-  INVALID_ARCHIVE: { status: 422, message: 'The upload is not a gzip-compressed tar, a plain tar or a zip archive, or it is truncated.' },
+  INVALID_ARCHIVE: { status: 422, message: 'The upload is not a gzip-compressed tar, a plain tar or a zip archive, is truncated, or holds more data than its entries account for.' },
   UNSAFE_ARCHIVE_ENTRY: { status: 422, message: 'The archive has an entry that could escape or damage the release tree.' },
   HASH_MISMATCH: { status: 422, message: 'The uploaded bytes do not match the expected sha256.' },
   INVALID_IMAGE: { status: 422, message: 'The input is not a docker save or OCI image archive, or its manifest, config or layers do not fit together.' },
