@@ -94,7 +94,8 @@ describe('agent directory lock', () => {
   it('gives exactly one of several agents starting at once the directory', async (t) => {
     const dir = await tempDir(t, 'strata-lock-');
     for (let round = 0; round < 3; round++) {
-      const children = Array.from({ length: 6 }, () => holder(dir, 3_000));
+      // Each holds on far longer than the others can take to start, even on a loaded machine; all are killed after.
+      const children = Array.from({ length: 6 }, () => holder(dir, 60_000));
       t.after(() => children.forEach((child) => child.kill('SIGKILL')));
       const lines = await Promise.all(children.map(firstLine));
       const winners = lines.filter((line) => line.startsWith('locked '));
