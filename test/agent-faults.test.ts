@@ -478,6 +478,41 @@ describe('agent faults against a real server', () => {
     await running.stop();
   });
 
+  it('keeps a failed deploy\'s backoff across a restart, reporting the failure meanwhile, until a newer revision supersedes it', async () => {
+    const dir = path.join(root, 'agent-backoff');
+    const runs = path.join(root, 'backoff-hook.runs');
+    const hook = path.join(root, 'backoff-hook.sh');
+    await writeFile(hook, `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\nexit 0\n`);
+    await chmod(hook, 0o755);
+    await push('backoff', 'v1', { 'v.txt': 'one', fail: 'yes' });
+    await ok(['addconf', '--name', 'backoff', '--layer', 'backoff:v1']);
+    const args = ['--track', 'backoff', '--hook', hook, '--retry-base', '60s', '--retry-cap', '60s'];
+    let running = agent({ server, dir, name: 'backoff-1', token, args });
+    await reported('backoff-1', 'backoff', (s) => s.phase === 'failed');
+    const hookRuns = async (): Promise<number> => ((await read(runs)) ?? '').split('\n').filter(Boolean).length;
+    assert.equal(await hookRuns(), 1);
+    await running.stop('SIGKILL');
+
+    running = agent({ dir, args });
+    await waitFor('the restarted agent running', async () => /"to":"running"/.test(running.logs()));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(await hookRuns(), 1, 'the restart waits out the recorded backoff instead of running the hook again');
+    const failed = await reported('backoff-1', 'backoff', (s) => s.phase === 'failed');
+    assert.equal(failed.error?.code, 'HOOK_FAILED');
+    await running.stop();
+    const once = await runStrata(['agent', '--once', '--dir', dir, '--hook', hook, '--log-level', 'fatal']);
+    assert.equal(once.code, 1, once.stderr);
+    assert.equal(await hookRuns(), 2, '--once tries now, whatever the backoff');
+
+    running = agent({ dir, args });
+    await push('backoff', 'v2', { 'v.txt': 'two' });
+    await ok(['changeconf', '--name', 'backoff', '--component', 'backoff', '--version', 'v2']);
+    await waitFor('v2 supersedes the failing v1 at once', async () => (await read(path.join(dir, 'backoff', 'current', 'v.txt'))) === 'two');
+    const state = JSON.parse((await read(path.join(dir, 'backoff', 'state.json'))) ?? '{}') as { failed?: unknown };
+    assert.equal(state.failed, undefined, 'a successful deploy clears the recorded failure');
+    await running.stop();
+  });
+
   it('trims its blob cache after each deploy to the blobs of the releases it keeps, leaving foreign files alone', async () => {
     const dir = path.join(root, 'agent-trim');
     const confDir = path.join(dir, 'trim');

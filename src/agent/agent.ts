@@ -305,7 +305,7 @@ export class Agent {
     this.transition('running');
     const state = await this.withRetry('read the desired state', () => api.desired());
     this.applyDesired(state, false);
-    for (const worker of this.workers.values()) await worker.step();
+    for (const worker of this.workers.values()) await worker.step({ ignoreBackoff: true });
     clearTimeout(this.reportTimer);
     this.reportTimer = undefined;
     await this.report();

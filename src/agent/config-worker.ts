@@ -20,7 +20,7 @@ import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { forgetHook, recordHook, stopOrphanHook } from './hook/hook-record.ts';
-import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState } from './releases/index.ts';
+import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState, type FailedDeploy } from './releases/index.ts';
 import { readHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
@@ -103,6 +103,8 @@ export class ConfigWorker {
   private retryAt = 0;
   /** Whether the leftovers of interrupted deploys were removed (once, before the first step). */
   private swept = false;
+  /** A failure an earlier agent recorded in state.json, reported while its backoff runs. */
+  private restoredFailure: FailedDeploy | undefined;
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -204,12 +206,48 @@ export class ConfigWorker {
   }
 
   /**
-   * Before the first step: stops a hook an earlier agent that died left running, then removes the
-   * debris of a deploy a crash interrupted, which may be what fills the disk. Failing here is
-   * logged, never fatal: the deploy that follows reports what is really wrong.
+   * Keeps the failure and its retry time in state.json, so an agent restarted meanwhile (a crash,
+   * a reboot, systemd restarting it) waits out the same backoff instead of retrying at once.
+   * A state.json that cannot be read is left as it is.
+   */
+  private async recordFailure(desired: Configuration, failure: DeployFailure): Promise<void> {
+    try {
+      const state = await readState(this.confDir);
+      const failed: FailedDeploy = {
+        id: desired.id, revision: desired.revision, at: new Date().toISOString(), attempts: this.failures,
+        exitCode: failure.hookExitCode ?? null, signal: null, timedOut: failure.code === 'HOOK_TIMEOUT', output: failure.hookOutput ?? '',
+        code: failure.code, message: failure.message, retryAt: new Date(this.retryAt).toISOString(),
+      };
+      await writeState(this.confDir, { configuration: this.name, current: state?.current ?? null, history: state?.history ?? [], failed });
+    } catch (error) {
+      this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the failed deploy in state.json');
+    }
+  }
+
+  /** Reports a failure an earlier agent recorded, while its backoff still runs. */
+  private reportRestoredFailure(failed: FailedDeploy): void {
+    this.setPhase('failed', {
+      error: { code: failed.code ?? 'INTERNAL', message: failed.message ?? 'the last deploy failed' },
+      ...(failed.output !== '' ? { hookOutput: failed.output, hookExitCode: failed.exitCode } : {}),
+    });
+  }
+
+  /**
+   * Before the first step: takes over the backoff of a failure an earlier agent recorded, stops a
+   * hook an earlier agent that died left running, then removes the debris of a deploy a crash
+   * interrupted, which may be what fills the disk. Failing here is logged, never fatal: the
+   * deploy that follows reports what is really wrong.
    */
   private async sweep(): Promise<void> {
     const log = this.settings.log;
+    const failed = (await readState(this.confDir).catch(() => undefined))?.failed;
+    if (failed?.retryAt !== undefined && Number.isFinite(Date.parse(failed.retryAt))) {
+      this.failedId = failed.id;
+      this.failures = failed.attempts;
+      // Never longer than the cap from now, whatever the clock did meanwhile.
+      this.retryAt = Math.min(Date.parse(failed.retryAt), Date.now() + this.settings.retryCapMs);
+      this.restoredFailure = failed;
+    }
     try {
       const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS);
       if (orphan !== undefined) log.warn({ configuration: this.name, pid: orphan }, 'stopped a hook an earlier agent left running');
@@ -226,9 +264,10 @@ export class ConfigWorker {
 
   /**
    * One convergence step. Returns how long to wait before the next one when a retry is due,
-   * or undefined to wait for a new desired state.
+   * or undefined to wait for a new desired state. `ignoreBackoff` (`strata agent --once`, run to
+   * try now) attempts a failed deploy again even while its backoff runs.
    */
-  async step(): Promise<number | undefined> {
+  async step(options: { ignoreBackoff?: boolean } = {}): Promise<number | undefined> {
     if (!this.swept) {
       this.swept = true;
       await this.sweep();
@@ -255,18 +294,23 @@ export class ConfigWorker {
       if (this.status.phase !== 'deployed' || this.status.desiredRevision !== desired.revision) this.setPhase('deployed', { currentRevision: desired.revision });
       return undefined;
     }
-    if (this.failedId === desired.id && Date.now() < this.retryAt) return this.retryAt - Date.now();
+    if (options.ignoreBackoff !== true && this.failedId === desired.id && Date.now() < this.retryAt) {
+      if (this.restoredFailure !== undefined && this.status.phase !== 'failed') this.reportRestoredFailure(this.restoredFailure);
+      return this.retryAt - Date.now();
+    }
     this.abort = new AbortController();
     try {
       await this.deploy(desired, this.abort.signal);
       this.failures = 0;
       this.failedId = undefined;
+      this.restoredFailure = undefined;
       return undefined;
     } catch (error) {
       if (this.abort.signal.aborted && !this.stopped && this.desired?.id !== desired.id) return 0;
       if (this.stopped) return undefined;
       this.failures = this.failedId === desired.id ? this.failures + 1 : 1;
       this.failedId = desired.id;
+      this.restoredFailure = undefined;
       const wait = retryDelay(this.failures, this.settings.retryBaseMs, this.settings.retryCapMs);
       this.retryAt = Date.now() + wait;
       const failure = error instanceof DeployFailure ? error : new DeployFailure(failureCode(error), (error as Error).message);
@@ -275,6 +319,7 @@ export class ConfigWorker {
         ...(failure.hookOutput !== undefined ? { hookOutput: failure.hookOutput, hookExitCode: failure.hookExitCode ?? null } : {}),
       });
       this.settings.log.warn({ configuration: this.name, retryInMs: wait, failures: this.failures }, 'deploy failed; will retry');
+      await this.recordFailure(desired, failure);
       return wait;
     }
   }

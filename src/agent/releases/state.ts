@@ -39,6 +39,11 @@ export interface FailedDeploy {
   timedOut: boolean;
   /** Hook output tail, or the error that stopped the deploy before the hook. */
   output: string;
+  /** The failure's code and message, as reported. */
+  code?: string;
+  message?: string;
+  /** When the next attempt is due: an agent restarted before then waits too. */
+  retryAt?: string;
 }
 
 /** The content of `state.json`. */
