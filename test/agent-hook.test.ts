@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { hookEnvironment } from '../src/agent/hook/hook-environment.ts';
 import { recordHook, stopOrphanHook } from '../src/agent/hook/hook-record.ts';
 import { runHook } from '../src/agent/hook/run-hook.ts';
-import { processStat, signalGroup } from '../src/agent/service/proc.ts';
+import { groupAlive, processStat, signalGroup } from '../src/agent/service/proc.ts';
 import { writeStateFile } from '../src/agent/hook/state-file.ts';
 import type { Configuration } from '../src/store/contract.ts';
 import { tempDir } from './helpers/temp-dir.ts';
@@ -206,7 +206,7 @@ describe('stopOrphanHook', () => {
     await recordHook(dir, child.pid!);
     assert.equal(await stopOrphanHook(dir, 2000), child.pid);
     await exited;
-    assert.equal(groupGone(child.pid!), true, 'the hook and its sleep are gone');
+    assert.equal(groupAlive(child.pid!), false, 'the hook and its sleep are gone');
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' });
   });
 
@@ -226,16 +226,6 @@ describe('stopOrphanHook', () => {
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' }, 'a stale record is forgotten');
   });
 });
-
-/** True when no process is left in group `pgid`. */
-function groupGone(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
 
 describe('writeStateFile', () => {
   it('writes the deploy-tools JSON to a private file', async (t) => {

@@ -7,9 +7,8 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
-import { processStat, signalGroup } from '../service/proc.ts';
+import { groupAlive, processStat, signalGroup, waitGone } from '../service/proc.ts';
 
 interface HookRecord {
   pid: number;
@@ -18,9 +17,6 @@ interface HookRecord {
   /** The kernel's boot id: a record from before a reboot names no process of ours. */
   bootId: string;
 }
-
-/** How often, and for how long after SIGTERM, to look whether the group is gone. */
-const POLL_MS = 50;
 
 function recordPath(confDir: string): string {
   return path.join(confDir, 'hook.json');
@@ -43,16 +39,6 @@ export async function forgetHook(confDir: string): Promise<void> {
   await rm(recordPath(confDir), { force: true });
 }
 
-/** True while some process is in the group `pgid`. */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Stops the process group of a hook recorded by an earlier agent that died while it ran: SIGTERM,
  * then SIGKILL after `graceMs`. Only while the hook itself still runs — the same pid, start time
@@ -61,29 +47,19 @@ function groupAlive(pgid: number): boolean {
  * stop; a group it may not signal (EPERM) is left alone.
  */
 export async function stopOrphanHook(confDir: string, graceMs: number): Promise<number | undefined> {
-  let record: Partial<HookRecord>;
   try {
-    record = JSON.parse(await readFile(recordPath(confDir), 'utf8')) as Partial<HookRecord>;
-  } catch {
-    await forgetHook(confDir);
-    return undefined;
-  }
-  const { pid, startTime } = record;
-  const leader = typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 1 ? await processStat(pid) : undefined;
-  const ours = leader !== undefined && leader.state !== 'Z' && leader.startTime === startTime && record.bootId === (await bootId());
-  if (!ours) {
-    await forgetHook(confDir);
-    return undefined;
-  }
-  try {
-    signalGroup(pid!, 'SIGTERM');
-    for (let waited = 0; waited < graceMs && groupAlive(pid!); waited += POLL_MS) await sleep(POLL_MS);
-    if (groupAlive(pid!)) signalGroup(pid!, 'SIGKILL');
+    const record = (JSON.parse(await readFile(recordPath(confDir), 'utf8').catch(() => '{}')) ?? {}) as Partial<HookRecord>;
+    const { pid, startTime } = record;
+    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1) return undefined;
+    const leader = await processStat(pid);
+    if (leader === undefined || leader.state === 'Z' || leader.startTime !== startTime || record.bootId !== (await bootId())) return undefined;
+    signalGroup(pid, 'SIGTERM');
+    if (!(await waitGone(async () => !groupAlive(pid), graceMs))) signalGroup(pid, 'SIGKILL');
+    return pid;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    if (error instanceof SyntaxError || (error as NodeJS.ErrnoException).code === 'EPERM') return undefined;
+    throw error;
+  } finally {
     await forgetHook(confDir);
-    return undefined;
   }
-  await forgetHook(confDir);
-  return pid;
 }

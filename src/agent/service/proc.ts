@@ -36,3 +36,27 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
 }
+
+/** True while some process is in the group `pgid` (one this process may not signal counts). */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Step of the bounded waits for a process to go away. */
+const GONE_POLL_MS = 50;
+
+/** Polls `gone` until true or `ms` passed; true when it went. */
+export async function waitGone(gone: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (let i = 0; i < Math.ceil(ms / GONE_POLL_MS) + 1; i++) {
+    if (await gone()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, GONE_POLL_MS));
+  }
+  return gone();
+}

@@ -17,7 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../../lib/logger.ts';
 import { checkHealth } from './health.ts';
-import { isSameProcess, processStat, signalGroup } from './proc.ts';
+import { isSameProcess, processStat, signalGroup, waitGone } from './proc.ts';
 import { readServiceRecord, writeServiceRecord, type ServiceRecord } from './record.ts';
 import type { ResolvedService } from './resolve.ts';
 import { DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES, openServiceLog, rotateServiceLog } from './service-log.ts';
@@ -76,8 +76,6 @@ export interface SupervisorOptions {
 
 /** Longest wait for a process group to die after SIGKILL. */
 const KILL_SETTLE_MS = 2000;
-/** Step of the bounded waits for a process to go away. */
-const GONE_POLL_MS = 50;
 
 /** Supervises one configuration's service (process runtime). */
 export class ProcessSupervisor {
@@ -468,13 +466,3 @@ export class ProcessSupervisor {
   }
 }
 
-/** Polls `gone` until true or `ms` passed; true when it went. */
-async function waitGone(gone: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < Math.ceil(ms / GONE_POLL_MS) + 1; i++) {
-    if (await gone()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, GONE_POLL_MS));
-  }
-  return gone();
-}
