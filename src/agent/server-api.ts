@@ -69,9 +69,9 @@ export class ServerApi {
     return createHttpClient({ baseUrl: server, caPem: this.identity.caPem, userAgent: `strata-agent/${STRATA_VERSION}` });
   }
 
-  /** The signed Authorization header for a request. */
-  authorization(method: string, path: string): string {
-    return agentAuthorization(this.identity.name, this.key, method, path);
+  /** The signed Authorization header for a request, over the SHA-256 of its body (none by default). */
+  authorization(method: string, path: string, bodySha256?: string): string {
+    return agentAuthorization(this.identity.name, this.key, method, path, Date.now(), bodySha256);
   }
 
   /** Throws the server's error (code and message) for a failed response. */
@@ -95,7 +95,7 @@ export class ServerApi {
     const body = Buffer.from(JSON.stringify(report));
     const bodySha256 = createHash('sha256').update(body).digest('hex');
     const headers = {
-      authorization: agentAuthorization(this.identity.name, this.key, 'POST', path, Date.now(), bodySha256),
+      authorization: this.authorization('POST', path, bodySha256),
       [AGENT_BODY_HASH_HEADER]: bodySha256,
       'content-type': 'application/json',
     };
