@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -29,10 +29,13 @@ function script(dir: string): string {
   const someSource = pathToFileURL(path.join(ROOT, 'src/protocol/duration.ts')).href;
   writeFileSync(file, `
 import module from 'node:module';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 module.enableCompileCache(${JSON.stringify(path.join(dir, 'cache'))});
 const { leanStart } = await import(${JSON.stringify(leanStart)});
-await leanStart('serve', async () => { await import(${JSON.stringify(someSource)}); }, JSON.parse(process.env.LEAN_FLAGS ?? '[]'));
+await leanStart('serve', async () => {
+  appendFileSync(${JSON.stringify(path.join(dir, 'loads.log'))}, 'load\\n');
+  await import(${JSON.stringify(someSource)});
+}, JSON.parse(process.env.LEAN_FLAGS ?? '[]'));
 process.stdout.write(JSON.stringify({
   pid: process.pid,
   stripped: process.moduleLoadList.some((entry) => entry.includes('internal/deps/amaro')),
@@ -45,6 +48,12 @@ process.stdout.write(JSON.stringify({
   return file;
 }
 
+/** How many times a process ran the command's imports so far. */
+function loads(dir: string): number {
+  const file = path.join(dir, 'loads.log');
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
 function run(file: string, args: string[], env: Record<string, string> = {}): Report[] {
   const output = execFileSync(process.execPath, [file, ...args], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '', ...env } });
   return output.trim().split('\n').map((line) => JSON.parse(line) as Report);
@@ -55,12 +64,19 @@ describe('lean start', () => {
     const dir = await tempDir(t, 'strata-lean-');
     const file = script(dir);
     const reports = run(file, ['serve']);
-    assert.equal(reports.length, 1, 'only the replacement gets to print');
+    assert.equal(reports.length, 1, 'only the last replacement gets to print');
     const [report] = reports as [Report];
     assert.equal(report.stripped, false, 'the replacement loaded every module from the compile cache');
     assert.ok(report.execArgv.includes('--max-semi-space-size=1'), `execArgv ${report.execArgv.join(' ')}`);
-    assert.deepEqual(report.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=1']);
+    // Cold cache: the first replacement strips, writes the cache and replaces itself again.
+    assert.deepEqual(report.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=2']);
     assert.deepEqual(report.env, {}, 'children inherit none of it');
+    assert.equal(loads(dir), 2, 'the first process replaced itself before loading anything');
+
+    const [warm] = run(file, ['serve']) as [Report];
+    assert.equal(warm.stripped, false);
+    assert.deepEqual(warm.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=1']);
+    assert.equal(loads(dir), 3, 'with a warm cache only the replacement loads the modules');
   });
 
   it('replaces itself a second time when a required flag finds the compile cache cold, and once when it is warm', async (t) => {
@@ -73,12 +89,14 @@ describe('lean start', () => {
     assert.ok(cold.execArgv.includes('--expose-gc') && cold.execArgv.includes('--max-semi-space-size=1'), `execArgv ${cold.execArgv.join(' ')}`);
     assert.deepEqual(cold.initialEnviron.sort(), ['MALLOC_ARENA_MAX=2', 'STRATA_LEAN_ARENAS=1', 'STRATA_LEAN_RESTARTED=2']);
     assert.deepEqual(cold.env, {}, 'children inherit none of it');
+    assert.equal(loads(dir), 2, 'the replacements loaded the modules, the first process did not');
 
     const [warm] = run(file, ['serve'], env) as [Report];
     assert.equal(warm.stripped, false);
     assert.equal(warm.gc, 'function');
     assert.ok(warm.initialEnviron.includes('STRATA_LEAN_RESTARTED=1'), `one replacement is enough with a warm cache: ${warm.initialEnviron.join(' ')}`);
     assert.equal(warm.execArgv.filter((flag) => flag === '--expose-gc').length, 1, 'a flag is added once');
+    assert.equal(loads(dir), 3, 'with a warm cache only the replacement loads the modules');
   });
 
   it('keeps an arena limit the operator set, and leaves other commands alone', async (t) => {

@@ -7,17 +7,17 @@
  *   adds 70+ MiB of RSS, and V8 reads the flag only at start-up;
  * - with every module loaded from Node's compile cache (enabled by `bin/strata.js`): a process
  *   that had to type-strip a source keeps the stripper (an 18 MiB WebAssembly module) and the
- *   sources' stripped copies for its whole life, about 27 MiB. The modules are loaded before the
- *   decision, so the cache is written, and the replacement loads none of that;
+ *   sources' stripped copies for its whole life, about 27 MiB. A process that had to strip writes
+ *   the cache and replaces itself, and the replacement loads none of that;
  * - with at most two glibc malloc arenas (`MALLOC_ARENA_MAX=2`, unless already set): Node's
  *   worker threads otherwise each get an arena of their own, about 7 MiB of idle RSS for nothing.
  *
  * Both measured in docs/benchmarks.md. Only a process started as `strata <command>` replaces
  * itself, never a caller that runs the CLI in-process (a marker in the environment counts the
  * replacements, removed again at once so the process's own children never see it). Once is
- * enough unless a required flag changes V8's flag hash (`--expose-gc` does): Node keeps a compile
- * cache per flag hash, so the first replacement finds its cache cold, strips types and writes it,
- * and replaces itself a second time — only on the first start after an install or upgrade.
+ * enough when the compile cache is warm. On the first start after an install or upgrade the
+ * replacement finds it cold (Node keeps a cache per V8 flag hash, and `--expose-gc` changes it),
+ * strips types, writes the cache and replaces itself a second time.
  */
 import module from 'node:module';
 
@@ -36,26 +36,37 @@ function strippedTypes(): boolean {
 }
 
 /**
- * Runs `load` (the imports the command needs), then replaces the process when it runs without
- * small semi-spaces, one of `requiredFlags` (node flags the command needs, such as `--expose-gc`)
- * or a malloc arena limit, or had to strip types with the compile cache on.
+ * Replaces the process at once when it runs without small semi-spaces, one of `requiredFlags`
+ * (node flags the command needs, such as `--expose-gc`) or a malloc arena limit; otherwise runs
+ * `load` (the imports the command needs), and replaces the process once more if that had to strip
+ * types with the compile cache on. The first replacement loads nothing before it: the modules it
+ * would load would be loaded again by the replacement anyway (about 0.12 s for the agent's), and a
+ * required flag that changes V8's flag hash leaves the cache they would warm unused.
  */
 export async function leanStart(command: string, load: () => Promise<void>, requiredFlags: readonly string[] = []): Promise<void> {
   const replacements = Number(process.env[MARKER] ?? 0);
   if (process.env[ARENAS_SET] === '1') delete process.env[ARENAS];
   delete process.env[MARKER];
   delete process.env[ARENAS_SET];
-  await load();
   // Written so that a marker that is not a number (NaN) also stops: never a replacement loop.
-  if (process.argv[2] !== command || typeof process.execve !== 'function' || !(replacements < MAX_REPLACEMENTS)) return;
+  const mayReplace = process.argv[2] === command && typeof process.execve === 'function' && replacements < MAX_REPLACEMENTS;
   const needsFlag = !process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size'));
   const missingFlags = requiredFlags.filter((flag) => !process.execArgv.includes(flag));
-  const cacheMissed = module.getCompileCacheDir?.() !== undefined && strippedTypes();
-  const needsArenas = process.env[ARENAS] === undefined;
-  // A replacement has its flags and arenas already; only a cold cache justifies another.
-  if (replacements > 0 ? !cacheMissed : !needsFlag && missingFlags.length === 0 && !cacheMissed && !needsArenas) return;
+  // Unset here also in a replacement whose arenas this module set: removed above, for the children.
+  const arenas: Record<string, string> = process.env[ARENAS] === undefined ? { [ARENAS]: '2', [ARENAS_SET]: '1' } : {};
+  if (mayReplace && replacements === 0 && (needsFlag || missingFlags.length > 0 || ARENAS in arenas)) {
+    const flags = [...(needsFlag ? [SEMI_SPACE_FLAG] : []), ...missingFlags, ...process.execArgv];
+    replace(flags, arenas, replacements);
+  }
+  await load();
+  // With its flags and arenas in place, only a cold cache justifies a replacement: it sheds the stripper.
+  if (!mayReplace || module.getCompileCacheDir?.() === undefined || !strippedTypes()) return;
   module.flushCompileCache?.();
-  const flags = [...(needsFlag ? [SEMI_SPACE_FLAG] : []), ...missingFlags, ...process.execArgv];
-  const arenas = needsArenas ? { [ARENAS]: '2', [ARENAS_SET]: '1' } : {};
-  process.execve(process.execPath, [process.execPath, ...flags, ...process.argv.slice(1)], { ...process.env, ...arenas, [MARKER]: String(replacements + 1) });
+  replace(process.execArgv, arenas, replacements);
+}
+
+/** Replaces this process (same pid) with node running `flags` and the same arguments; never returns. */
+function replace(flags: readonly string[], env: Record<string, string>, replacements: number): never {
+  process.execve!(process.execPath, [process.execPath, ...flags, ...process.argv.slice(1)], { ...process.env, ...env, [MARKER]: String(replacements + 1) });
+  throw new Error('unreachable: execve returned');
 }
