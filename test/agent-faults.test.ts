@@ -451,10 +451,11 @@ describe('agent faults against a real server', () => {
     const pids = path.join(root, 'orphan-hook.pids');
     const hook = path.join(root, 'orphan-hook.sh');
     // Hangs, with a child of its own, whenever the release asks it to; records both pids.
-    await writeFile(hook, `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
+    await writeFile(hook, `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo half-done > "$NEWROOT/hook-was-here"\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
     await chmod(hook, 0o755);
     await push('orphan', 'v1', { 'v.txt': 'one', hang: 'yes' });
     await ok(['addconf', '--name', 'orphan', '--layer', 'orphan:v1']);
+    const v1 = (await showconf('orphan')).id;
     let running = agent({ server, dir, name: 'orphan-1', token, args: ['--track', 'orphan', '--hook', hook] });
     const hookPids = await waitFor('the hook and its child running', async () => {
       const list = ((await read(pids)) ?? '').trim().split('\n').filter(Boolean).map(Number);
@@ -474,6 +475,8 @@ describe('agent faults against a real server', () => {
     await waitFor('v2 deployed', async () => (await read(path.join(dir, 'orphan', 'current', 'v.txt'))) === 'two');
     for (const pid of hookPids) assert.equal(await gone(pid), true, `hook process ${pid} stopped by the restarted agent`);
     assert.match(running.logs(), /stopped a hook an earlier agent left running/);
+    assert.match(running.logs(), /removed the release: an earlier agent died while its hook ran/);
+    assert.equal(await stat(path.join(dir, 'orphan', 'releases', v1)).catch(() => undefined), undefined, 'the release that hook was changing is gone');
     assert.equal(await stat(path.join(dir, 'orphan', 'hook.json')).catch(() => undefined), undefined, 'no hook recorded once none runs');
     await running.stop();
   });
@@ -510,6 +513,23 @@ describe('agent faults against a real server', () => {
     await waitFor('v2 supersedes the failing v1 at once', async () => (await read(path.join(dir, 'backoff', 'current', 'v.txt'))) === 'two');
     const state = JSON.parse((await read(path.join(dir, 'backoff', 'state.json'))) ?? '{}') as { failed?: unknown };
     assert.equal(state.failed, undefined, 'a successful deploy clears the recorded failure');
+    await running.stop();
+  });
+
+  it('unpacks afresh after a hook that failed: the retry never sees what the failed hook changed', async () => {
+    const dir = path.join(root, 'agent-dirty');
+    const runs = path.join(root, 'dirty-hook.runs');
+    const hook = path.join(root, 'dirty-hook.sh');
+    // Changes the release, then fails, the first time only.
+    await writeFile(hook, `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\n[ "$(wc -l < ${JSON.stringify(runs)})" -ge 2 ] || exit 1\nexit 0\n`);
+    await chmod(hook, 0o755);
+    await push('dirty', 'v1', { 'v.txt': 'one\n' });
+    await ok(['addconf', '--name', 'dirty', '--layer', 'dirty:v1']);
+    const running = agent({ server, dir, name: 'dirty-1', token, args: ['--track', 'dirty', '--hook', hook, '--retry-base', '100ms', '--retry-cap', '1s'] });
+    await waitFor('v1 deployed on the retry', async () => (await currentId(path.join(dir, 'dirty'))) !== undefined);
+    assert.equal(((await read(runs)) ?? '').split('\n').filter(Boolean).length, 2, 'one failed run, one that succeeded');
+    assert.equal(await read(path.join(dir, 'dirty', 'current', 'v.txt')), 'one\nchanged\n', 'only the successful run\'s change is in the release');
+    assert.match(running.logs(), /removed the release: its hook did not succeed/);
     await running.stop();
   });
 

@@ -203,8 +203,8 @@ describe('stopOrphanHook', () => {
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore' });
     t.after(() => signalGroup(child.pid!, 'SIGKILL'));
     const exited = once(child, 'exit');
-    await recordHook(dir, child.pid!);
-    assert.equal(await stopOrphanHook(dir, 2000), child.pid);
+    await recordHook(dir, child.pid!, 'rel-1');
+    assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: child.pid, release: 'rel-1' });
     await exited;
     assert.equal(groupAlive(child.pid!), false, 'the hook and its sleep are gone');
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' });
@@ -214,16 +214,18 @@ describe('stopOrphanHook', () => {
     const dir = await tempDir(t);
     // The hook exits at once and leaves a daemon in its group, as hooks may do on purpose.
     const hook = spawn('sh', ['-c', 'sleep 30 & echo $!'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
-    const [daemonText] = await Promise.all([new Promise<string>((resolve) => hook.stdout!.once('data', (data: Buffer) => resolve(data.toString()))), recordHook(dir, hook.pid!)]);
+    const [daemonText] = await Promise.all([new Promise<string>((resolve) => hook.stdout!.once('data', (data: Buffer) => resolve(data.toString()))), recordHook(dir, hook.pid!, 'rel-2')]);
     const daemon = Number(daemonText.trim());
     t.after(() => signalGroup(hook.pid!, 'SIGKILL'));
     if (hook.exitCode === null) await once(hook, 'exit');
-    assert.equal(await stopOrphanHook(dir, 2000), undefined);
+    assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: undefined, release: 'rel-2' }, 'nothing stopped, but its release is named');
     assert.equal(await gone(daemon), false, 'the daemon lives on');
-    // A record whose pid is now someone else's (here: this very test process).
-    await writeFile(path.join(dir, 'hook.json'), JSON.stringify({ pid: process.pid, startTime: '1', bootId: 'x' }));
-    assert.equal(await stopOrphanHook(dir, 2000), undefined);
+    // A record whose pid is now someone else's (here: this very test process), naming no valid release.
+    await writeFile(path.join(dir, 'hook.json'), JSON.stringify({ pid: process.pid, startTime: '1', bootId: 'x', release: '../current' }));
+    assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: undefined, release: undefined });
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' }, 'a stale record is forgotten');
+    await writeFile(path.join(dir, 'hook.json'), '{"pid": 12');
+    assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: undefined, release: undefined }, 'a torn record names nothing');
   });
 });
 

@@ -20,7 +20,7 @@ import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { forgetHook, recordHook, stopOrphanHook } from './hook/hook-record.ts';
-import { commitRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState, type FailedDeploy } from './releases/index.ts';
+import { commitRelease, discardRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState, type FailedDeploy } from './releases/index.ts';
 import { readHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
@@ -250,7 +250,8 @@ export class ConfigWorker {
     }
     try {
       const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS);
-      if (orphan !== undefined) log.warn({ configuration: this.name, pid: orphan }, 'stopped a hook an earlier agent left running');
+      if (orphan.stopped !== undefined) log.warn({ configuration: this.name, pid: orphan.stopped }, 'stopped a hook an earlier agent left running');
+      if (orphan.release !== undefined) await this.discard(orphan.release, 'an earlier agent died while its hook ran');
     } catch (error) {
       log.warn({ err: error, configuration: this.name }, 'could not stop the hook an earlier agent left running');
     }
@@ -347,7 +348,13 @@ export class ConfigWorker {
     let hookResult: { output: string; exitCode: number | null } | undefined;
     if (this.settings.hook) {
       this.setPhase('hook');
-      hookResult = await this.runHook(desired, release.finalDir, oldId, signal);
+      try {
+        hookResult = await this.runHook(desired, release.finalDir, oldId, signal);
+      } catch (error) {
+        // A hook that ran may have changed NEWROOT before it failed or was stopped.
+        if (!(error instanceof DeployFailure && error.code === 'HOOK_MISSING')) await this.discard(desired.id, 'its hook did not succeed');
+        throw error;
+      }
     }
     let service: PreparedService | undefined;
     try {
@@ -379,6 +386,18 @@ export class ConfigWorker {
     }
     this.setPhase('deployed', hookResult ? { hookOutput: hookResult.output, hookExitCode: hookResult.exitCode } : {});
     this.settings.onDeployed?.();
+  }
+
+  /**
+   * Removes a release a hook worked on without succeeding (never the current one), so the next
+   * attempt unpacks it afresh from the cached blobs; failing to is logged, not fatal.
+   */
+  private async discard(id: string, why: string): Promise<void> {
+    try {
+      if (await discardRelease(this.confDir, id)) this.settings.log.info({ configuration: this.name, release: id }, `removed the release: ${why}`);
+    } catch (error) {
+      this.settings.log.warn({ err: error, configuration: this.name, release: id }, 'could not remove a release a hook may have changed');
+    }
   }
 
   /**
@@ -447,7 +466,7 @@ export class ConfigWorker {
       });
       let recording: Promise<void> = Promise.resolve();
       const onSpawn = (pid: number): void => {
-        recording = recordHook(this.confDir, pid).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
+        recording = recordHook(this.confDir, pid, desired.id).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
       };
       const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal, onSpawn });
       await recording;

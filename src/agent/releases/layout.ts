@@ -14,9 +14,14 @@ export function releasesDir(confDir: string): string {
   return path.join(confDir, 'releases');
 }
 
-/** Throws unless `id` can name a release directory (no separators, no dot names, not a temp name). */
+/** Whether `id` can name a release directory (no separators, no dot names, not a temp name). */
+export function isReleaseId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id);
+}
+
+/** Throws unless `id` can name a release directory. */
 export function assertReleaseId(id: string): void {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) {
+  if (!isReleaseId(id)) {
     throw new StrataError('BAD_REQUEST', `${JSON.stringify(id)} cannot name a release directory`, { details: { id } });
   }
 }

@@ -186,13 +186,35 @@ export async function pruneReleases(confDir: string, keep: number, protect: stri
   const removed: string[] = [];
   for (const { id } of candidates) {
     if (kept.has(id)) continue;
-    // Rename first: a crash halfway through removal must not leave a partial tree under a release's name.
-    const doomed = path.join(releases, `${TEMP_PREFIX}removed-${id}-${randomBytes(6).toString('hex')}`);
-    await rename(path.join(releases, id), doomed);
-    await syncDirectory(releases);
-    await removeTree(doomed);
+    await removeRelease(releases, id);
     removed.push(id);
   }
   if (removed.length > 0) await syncDirectory(releases);
   return { removed, leftovers };
+}
+
+/** Removes `releases/<id>`, renaming it first: a crash halfway through must not leave a partial tree under a release's name. */
+async function removeRelease(releases: string, id: string): Promise<void> {
+  const doomed = path.join(releases, `${TEMP_PREFIX}removed-${id}-${randomBytes(6).toString('hex')}`);
+  await rename(path.join(releases, id), doomed);
+  await syncDirectory(releases);
+  await removeTree(doomed);
+}
+
+/**
+ * Removes release `id` unless it is current (by the link or by state.json) or missing: a hook that
+ * failed, was stopped or died with its agent may have changed it, and the next attempt must start
+ * from a fresh unpack, not from what that hook left. Resolves with whether it was removed.
+ */
+export async function discardRelease(confDir: string, id: string): Promise<boolean> {
+  assertReleaseId(id);
+  if ((await readCurrent(confDir)) === id || (await readState(confDir).catch(() => undefined))?.current?.id === id) return false;
+  const releases = releasesDir(confDir);
+  try {
+    await removeRelease(releases, id);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  return true;
 }
