@@ -1,12 +1,13 @@
 /**
  * The streaming tar reader that image import and the agent's unpack share: what follows the
- * end-of-archive marker is read only as far as padding goes, good and bad side by side.
+ * end-of-archive marker is read only as far as padding goes, and no more tar is read than the
+ * entries account for; good and bad side by side.
  */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { Header } from 'tar';
+import { Header, Pax } from 'tar';
 import { readTarLayer } from '../src/core/archive/tar-reader.ts';
 import { StrataError } from '../src/core/errors.ts';
 
@@ -61,5 +62,29 @@ describe('data after the end-of-archive marker', () => {
     await refusedTrailing(read(bomb(), true));
     // Readable.from reads 16 ahead; the point is that it stopped long before 512.
     assert.ok(members <= 32, `read ${members} members of zeros`);
+  });
+});
+
+describe('tar bytes the entries do not account for', () => {
+  const tar = smallTar();
+  const comment = (bytes: number): Buffer => new Pax({ comment: 'c'.repeat(bytes) }).encode();
+
+  it('reads metadata within what its entries account for', async () => {
+    assert.deepEqual(await read([gzipSync(Buffer.concat([...Array<Buffer>(10).fill(comment(60 * 1024)), tar]))], true), ['a.txt']);
+  });
+
+  it('refuses more metadata than its entries account for, before reading the rest', async () => {
+    let fed = 0;
+    function* repeated(): Generator<Buffer> {
+      for (; fed < 1000; fed++) yield comment(60 * 1024);
+      yield tar;
+    }
+    await assert.rejects(read(repeated(), false), (error: unknown) => {
+      assert.ok(error instanceof StrataError, `not a StrataError: ${String(error)}`);
+      assert.equal(error.code, 'INVALID_ARCHIVE');
+      assert.match(error.message, /^tar data runs past what its 0 entries account for \(over \d+ bytes\): too much metadata/);
+      return true;
+    });
+    assert.ok(fed < 100, `read ${fed} metadata headers of 60 KiB`);
   });
 });

@@ -56,6 +56,16 @@ function tarBytesAllowed(entries: number, fileBytes: number): number {
   return fileBytes + (entries + 1) * ENTRY_FRAMING_BYTES + MAX_TRAILING_BYTES;
 }
 
+/**
+ * The refusal for `bytes` of tar when `entries` entries with `fileBytes` bytes of files account
+ * for fewer (`tarBytesAllowed`), or undefined while they account for them all.
+ */
+export function tarOverrun(bytes: number, entries: number, fileBytes: number): StrataError | undefined {
+  const allowed = tarBytesAllowed(entries, fileBytes);
+  if (bytes <= allowed) return undefined;
+  return invalidArchive(`tar data runs past what its ${entries} entries account for (over ${allowed} bytes): too much metadata, or bodies on entries that are not files`);
+}
+
 /** The refusal for more than MAX_TRAILING_BYTES after the end-of-archive marker. */
 export function trailingData(): StrataError {
   return invalidArchive(`archive has more than ${MAX_TRAILING_BYTES} bytes after the tar's end-of-archive marker, far more than padding`);
@@ -168,10 +178,8 @@ export class TarInspector {
     }
     const more = this.#parser.write(chunk);
     // Checked once the parser has seen the chunk, so the entries it starts are counted.
-    const allowed = tarBytesAllowed(this.#checker.entries, this.#checker.unpackedBytes);
-    if (this.#bytes > allowed) {
-      this.#fail(invalidArchive(`tar data runs past what its ${this.#checker.entries} entries account for (over ${allowed} bytes): too much metadata, or bodies on entries that are not files`));
-    }
+    const overrun = tarOverrun(this.#bytes, this.#checker.entries, this.#checker.unpackedBytes);
+    if (overrun !== undefined) this.#fail(overrun);
     return more;
   }
 

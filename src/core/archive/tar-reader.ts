@@ -2,8 +2,9 @@
  * Reads a tar or tar.gz archive as a stream (the agent's layers, an imported image's layers): fs.createReadStream → zlib gunzip → node-tar's Parser,
  * handing entries to the sink one at a time, in order. Backpressure runs end to end: the pump
  * waits while the Parser holds an unread body, and while too many bodiless entries queue up,
- * so memory stays bounded by a few chunks whatever the layer's size. Past the end-of-archive
- * marker it reads at most MAX_TRAILING_BYTES (padding), so a small gzip cannot inflate on and on.
+ * so memory stays bounded by a few chunks whatever the layer's size. It reads no more tar bytes
+ * than the entries seen so far account for (`tarOverrun`), and past the end-of-archive marker at
+ * most MAX_TRAILING_BYTES (padding), so a small gzip cannot inflate on and on.
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
@@ -12,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { ReadEntry } from 'tar';
 import { invalidArchive, type ArchiveEntry } from './entry-rules.ts';
-import { createTarParser, isTarHeader, MAX_TRAILING_BYTES, tarArchiveEntry, tarMetaTooLarge, trailingData, TRUNCATED } from './tar-inspector.ts';
+import { createTarParser, isTarHeader, MAX_TRAILING_BYTES, tarArchiveEntry, tarMetaTooLarge, tarOverrun, trailingData, TRUNCATED } from './tar-inspector.ts';
 
 /** One tar entry: the safety rules' view plus the metadata writing or copying it needs. */
 export interface TarEntry extends ArchiveEntry {
@@ -63,9 +64,15 @@ export async function readTarLayer(file: string | Readable, gzip: boolean, sink:
   let eof = false;
   let lastWasNullBlock = false;
   let trailing = 0;
+  // What the parser has been fed, and what the entries it started account for.
+  let bytes = 0;
+  let entries = 0;
+  let fileBytes = 0;
 
   const enqueue = (entry: ReadEntry, ignored: boolean): void => {
     lastWasNullBlock = false;
+    entries += 1;
+    fileBytes += tarArchiveEntry(entry).size;
     queued += 1;
     chain = chain.then(async () => {
       try {
@@ -112,7 +119,12 @@ export async function readTarLayer(file: string | Readable, gzip: boolean, sink:
       chunk = head;
       head = undefined;
     }
-    if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), failed]);
+    bytes += chunk.length;
+    const more = parser.write(chunk);
+    // Checked once the parser has seen the chunk, so the entries it starts are counted.
+    const overrun = tarOverrun(bytes, entries, fileBytes);
+    if (overrun !== undefined) throw overrun;
+    if (!more) await Promise.race([once(parser, 'drain'), failed]);
     while (queued > MAX_QUEUED && failure === undefined) await Promise.race([chain, failed]);
     if (failure !== undefined) throw failure;
   };
