@@ -46,6 +46,9 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 if (major > 22 || (major === 22 && minor >= 18)) {
   const cacheDir = process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : privateCacheDir();
   if (cacheDir) module.enableCompileCache?.(cacheDir);
+  // `strata agent` and `strata server` restart themselves with the flags they need: before the CLI loads, when they can.
+  const { replaceEarly } = await import(fileURLToPath(new URL('../src/lib/lean-start.ts', import.meta.url)));
+  replaceEarly();
   await import(main);
 } else {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));

@@ -5,7 +5,7 @@
  * environment (what its children inherit) carries none of the restart's markers.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -60,6 +60,26 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Re
 }
 
 describe('lean start', () => {
+  it('replaces before the CLI loads only for a lean command itself, not its subcommands or help', async () => {
+    const { earlyCommand } = await import('../src/lib/lean-start.ts');
+    assert.equal(earlyCommand(['agent', '--dir', '/x', '--once']), 'agent');
+    assert.equal(earlyCommand(['agent']), 'agent');
+    assert.equal(earlyCommand(['server', '--data', '/x']), 'server');
+    assert.equal(earlyCommand(['agent', 'rollback', '--dir', '/x']), undefined, 'a subcommand');
+    assert.equal(earlyCommand(['agent', '--help']), undefined);
+    assert.equal(earlyCommand(['server', '-h']), undefined);
+    assert.equal(earlyCommand(['agents']), undefined);
+    assert.equal(earlyCommand(['--log-level', 'debug', 'agent']), undefined, 'options before the command: the CLI decides later');
+    assert.equal(earlyCommand([]), undefined);
+    assert.equal(earlyCommand(['constructor']), undefined, 'only the table\'s own keys');
+  });
+
+  it('runs `strata agent` through the early replacement: its usage errors still come out once, with exit 2', () => {
+    const result = spawnSync(process.execPath, [CLI, 'agent', '--once', '--dir', '/nonexistent-strata-dir', '--keep', '0'], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp' } });
+    assert.equal(result.status, 2, result.stderr);
+    assert.equal(result.stderr, 'strata: --keep must be a whole number of at least 1\n');
+  });
+
   it('replaces a process that stripped types with one that loads from the compile cache, small semi-spaces and two arenas', async (t) => {
     const dir = await tempDir(t, 'strata-lean-');
     const file = script(dir);

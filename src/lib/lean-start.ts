@@ -35,29 +35,76 @@ function strippedTypes(): boolean {
   return loaded.some((entry) => entry.includes('internal/deps/amaro'));
 }
 
+/** The commands that start lean, and the node flags each needs besides small semi-spaces. */
+const LEAN_COMMANDS: Readonly<Record<string, readonly string[]>> = {
+  agent: ['--expose-gc'], // for src/lib/gc-pacer.ts
+  server: [],
+};
+
 /**
- * Replaces the process at once when it runs without small semi-spaces, one of `requiredFlags`
- * (node flags the command needs, such as `--expose-gc`) or a malloc arena limit; otherwise runs
- * `load` (the imports the command needs), and replaces the process once more if that had to strip
- * types with the compile cache on. The first replacement loads nothing before it: the modules it
- * would load would be loaded again by the replacement anyway (about 0.12 s for the agent's), and a
- * required flag that changes V8's flag hash leaves the cache they would warm unused.
+ * Called by `bin/strata.js` before it loads the CLI: when the arguments run a lean command
+ * (`strata agent …`, `strata server …`; not a subcommand such as `agent rollback`, nor `--help`)
+ * that lacks its flags or arena limit, replaces the process at once, which saves loading the CLI
+ * twice (about 0.1 s of every start). Otherwise returns, and `leanStart` decides later as usual.
  */
-export async function leanStart(command: string, load: () => Promise<void>, requiredFlags: readonly string[] = []): Promise<void> {
-  const replacements = Number(process.env[MARKER] ?? 0);
-  if (process.env[ARENAS_SET] === '1') delete process.env[ARENAS];
-  delete process.env[MARKER];
-  delete process.env[ARENAS_SET];
-  // Written so that a marker that is not a number (NaN) also stops: never a replacement loop.
-  const mayReplace = process.argv[2] === command && typeof process.execve === 'function' && replacements < MAX_REPLACEMENTS;
-  const needsFlag = !process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size'));
-  const missingFlags = requiredFlags.filter((flag) => !process.execArgv.includes(flag));
-  // Unset here also in a replacement whose arenas this module set: removed above, for the children.
-  const arenas: Record<string, string> = process.env[ARENAS] === undefined ? { [ARENAS]: '2', [ARENAS_SET]: '1' } : {};
-  if (mayReplace && replacements === 0 && (needsFlag || missingFlags.length > 0 || ARENAS in arenas)) {
-    const flags = [...(needsFlag ? [SEMI_SPACE_FLAG] : []), ...missingFlags, ...process.execArgv];
-    replace(flags, arenas, replacements);
+export function replaceEarly(): void {
+  const command = earlyCommand(process.argv.slice(2));
+  if (command !== undefined) replaceForFlags(command, LEAN_COMMANDS[command]!);
+}
+
+/** The lean command `args` (the CLI's arguments) run, unless they ask for help or name a subcommand. */
+export function earlyCommand(args: readonly string[]): string | undefined {
+  const [command, next] = args;
+  if (command === undefined || !Object.hasOwn(LEAN_COMMANDS, command)) return undefined;
+  if ((next !== undefined && !next.startsWith('-')) || args.slice(1).some((arg) => arg === '--help' || arg === '-h')) return undefined;
+  return command;
+}
+
+/** The replacement count and arena setting this process started with, read once: reading removes them. */
+let started: { replacements: number; arenas: Record<string, string> } | undefined;
+
+/** What a process needs before it may stay: flags missing, arenas to set, and whether it may replace itself at all. */
+function leanState(command: string, requiredFlags: readonly string[]) {
+  if (started === undefined) {
+    const replacements = Number(process.env[MARKER] ?? 0);
+    // Removed, so the process's children never see them; a replacement sets them again.
+    if (process.env[ARENAS_SET] === '1') delete process.env[ARENAS];
+    delete process.env[MARKER];
+    delete process.env[ARENAS_SET];
+    started = { replacements, arenas: process.env[ARENAS] === undefined ? { [ARENAS]: '2', [ARENAS_SET]: '1' } : {} };
   }
+  const { replacements, arenas } = started;
+  return {
+    replacements,
+    arenas,
+    // Written so that a marker that is not a number (NaN) also stops: never a replacement loop.
+    mayReplace: process.argv[2] === command && typeof process.execve === 'function' && replacements < MAX_REPLACEMENTS,
+    flags: [
+      ...(process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size')) ? [] : [SEMI_SPACE_FLAG]),
+      ...requiredFlags.filter((flag) => !process.execArgv.includes(flag)),
+    ],
+  };
+}
+
+/** The first replacement: when flags or the arena limit are missing, replaces the process (never returns). */
+function replaceForFlags(command: string, requiredFlags: readonly string[]): ReturnType<typeof leanState> {
+  const state = leanState(command, requiredFlags);
+  if (state.mayReplace && state.replacements === 0 && (state.flags.length > 0 || ARENAS in state.arenas)) {
+    replace([...state.flags, ...process.execArgv], state.arenas, state.replacements);
+  }
+  return state;
+}
+
+/**
+ * Replaces the process at once when it runs without small semi-spaces, the command's required
+ * flags (`requiredFlags`, by default those LEAN_COMMANDS lists) or a malloc arena limit; otherwise
+ * runs `load` (the imports the command needs), and replaces the process once more if that had to
+ * strip types with the compile cache on. The first replacement loads nothing before it: the
+ * replacement loads the modules anyway, and a required flag that changes V8's flag hash leaves
+ * the cache they would warm unused.
+ */
+export async function leanStart(command: string, load: () => Promise<void>, requiredFlags: readonly string[] = LEAN_COMMANDS[command] ?? []): Promise<void> {
+  const { mayReplace, arenas, replacements } = replaceForFlags(command, requiredFlags);
   await load();
   // With its flags and arenas in place, only a cold cache justifies a replacement: it sheds the stripper.
   if (!mayReplace || module.getCompileCacheDir?.() === undefined || !strippedTypes()) return;

@@ -98,7 +98,7 @@ export function registerAgent(program: Command, context: CliContext): void {
       let agentMain!: typeof import('../../agent/main.ts');
       await leanStart('agent', async () => {
         agentMain = await import('../../agent/main.ts');
-      }, ['--expose-gc']); // for src/lib/gc-pacer.ts
+      });
       const keep = Number(options['keep']);
       if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be a whole number of at least 1');
       const maxFiles = Number(options['maxFiles']);
