@@ -7,10 +7,11 @@
  * external-memory allowance (64 MiB) forces a full collection: 25–30 MiB of RSS at the peak that
  * hold nothing. Chunks in flight outlive a young-generation collection or two, and with 1 MiB
  * semi-spaces (src/lib/lean-start.ts) that promotes them, so only a full collection frees them:
- * measured, young collections alone changed nothing. A full collection every 64 MiB streamed
- * keeps the peak about 25 MiB lower for about 7% more time; it is scheduled on V8's own task
- * runner (`execution: 'async'`), so the main thread spends well under a millisecond on each.
- * Measured in docs/benchmarks.md, "Agent memory".
+ * measured, young collections alone changed nothing. A full collection every 128 MiB streamed
+ * keeps the peak about 25 MiB lower for a few percent more time; it is scheduled on V8's own
+ * task runner (`execution: 'async'`), so the main thread spends well under a millisecond on each.
+ * Every 64 MiB cost about 0.45 s more per 512 MiB apply for no lower peak once the download tap
+ * held less (fetch/byte-tap.ts). Measured in docs/benchmarks.md, "Agent memory" and "Apply".
  *
  * Works only where V8's `gc` function is exposed (`--expose-gc`, which `strata agent` starts
  * with); elsewhere — tests that import the agent's modules, or `STRATA_GC_PACING=off` — it does
@@ -21,7 +22,7 @@
 type Collect = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => unknown;
 
 /** Bytes streamed between two full collections. */
-export const COLLECT_EVERY_BYTES = 64 * 1024 * 1024;
+export const COLLECT_EVERY_BYTES = 128 * 1024 * 1024;
 
 /** Counts streamed bytes and collects when enough went through. */
 export class GcPacer {

@@ -20,7 +20,11 @@ export class TapAbandoned extends Error {
 export class ByteTap {
   /** The blob's size: the tap verifies only when it passed on this many bytes. */
   readonly size: number;
-  readonly stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+  /**
+   * 256 KiB of chunks may wait for the unpacker. With 1 MiB, chunks waited long enough to be
+   * promoted out of the young generation, and the apply peaked 4 MiB higher for no gain in time.
+   */
+  readonly stream = new PassThrough({ highWaterMark: 256 * 1024 });
   #position = 0;
   #abandoned = false;
   #verified = false;
