@@ -47,8 +47,13 @@ if (major > 22 || (major === 22 && minor >= 18)) {
   const cacheDir = process.env.NODE_DISABLE_COMPILE_CACHE ? undefined : privateCacheDir();
   if (cacheDir) module.enableCompileCache?.(cacheDir);
   // `strata agent` and `strata server` restart themselves with the flags they need: before the CLI loads, when they can.
-  const { replaceEarly } = await import(fileURLToPath(new URL('../src/lib/lean-start.ts', import.meta.url)));
-  replaceEarly();
+  // The same URL the CLI's own import resolves to: one module instance, which reads the start state once.
+  const { replaceEarly } = await import(new URL('../src/lib/lean-start.ts', import.meta.url).href);
+  try {
+    replaceEarly();
+  } catch {
+    // The replacement could not start (execve refused): the CLI tries again later and reports why.
+  }
   await import(main);
 } else {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));

@@ -31,8 +31,11 @@ function script(dir: string): string {
 import module from 'node:module';
 import { appendFileSync, readFileSync } from 'node:fs';
 module.enableCompileCache(${JSON.stringify(path.join(dir, 'cache'))});
-const { leanStart } = await import(${JSON.stringify(leanStart)});
-await leanStart('serve', async () => {
+const { leanStart, replaceEarly } = await import(${JSON.stringify(leanStart)});
+// As bin/strata.js does: replace before "the CLI" loads (logged), when told to.
+if (process.env.LEAN_EARLY === '1') replaceEarly();
+appendFileSync(${JSON.stringify(path.join(dir, 'cli.log'))}, 'cli\\n');
+await leanStart(process.env.LEAN_COMMAND ?? 'serve', async () => {
   appendFileSync(${JSON.stringify(path.join(dir, 'loads.log'))}, 'load\\n');
   await import(${JSON.stringify(someSource)});
 }, JSON.parse(process.env.LEAN_FLAGS ?? '[]'));
@@ -48,9 +51,9 @@ process.stdout.write(JSON.stringify({
   return file;
 }
 
-/** How many times a process ran the command's imports so far. */
-function loads(dir: string): number {
-  const file = path.join(dir, 'loads.log');
+/** How many times a process ran the command's imports (or, with `log` 'cli', got as far as the CLI) so far. */
+function loads(dir: string, log = 'loads'): number {
+  const file = path.join(dir, `${log}.log`);
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
 }
 
@@ -69,15 +72,39 @@ describe('lean start', () => {
     assert.equal(earlyCommand(['agent', '--help']), undefined);
     assert.equal(earlyCommand(['server', '-h']), undefined);
     assert.equal(earlyCommand(['agents']), undefined);
-    assert.equal(earlyCommand(['--log-level', 'debug', 'agent']), undefined, 'options before the command: the CLI decides later');
+    assert.equal(earlyCommand(['--log-level', 'debug', 'agent']), undefined, 'options before the command: no lean start at all');
     assert.equal(earlyCommand([]), undefined);
     assert.equal(earlyCommand(['constructor']), undefined, 'only the table\'s own keys');
   });
 
-  it('runs `strata agent` through the early replacement: its usage errors still come out once, with exit 2', () => {
-    const result = spawnSync(process.execPath, [CLI, 'agent', '--once', '--dir', '/nonexistent-strata-dir', '--keep', '0'], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp' } });
+  it('replaces a lean command before the CLI loads, so the CLI loads once per start with a warm cache', async (t) => {
+    const dir = await tempDir(t, 'strata-lean-');
+    const file = script(dir);
+    const env = { LEAN_EARLY: '1', LEAN_COMMAND: 'server', LEAN_FLAGS: '[]' };
+    const [cold] = run(file, ['server'], env) as [Report];
+    assert.ok(cold.execArgv.includes('--max-semi-space-size=1'), `execArgv ${cold.execArgv.join(' ')}`);
+    assert.equal(loads(dir, 'cli'), 2, 'cold cache: the first process stopped before the CLI; both replacements got there');
+    const [warm] = run(file, ['server'], env) as [Report];
+    assert.equal(warm.stripped, false);
+    assert.ok(warm.initialEnviron.includes('STRATA_LEAN_RESTARTED=1'), warm.initialEnviron.join(' '));
+    assert.equal(loads(dir, 'cli'), 3, 'warm cache: only the replacement loaded the CLI');
+    assert.equal(loads(dir), 3);
+  });
+
+  it('runs `strata agent` through the early replacement: its usage errors still come out once, with exit 2', async (t) => {
+    const home = await tempDir(t, 'strata-lean-home-');
+    const result = spawnSync(process.execPath, [CLI, 'agent', '--once', '--dir', path.join(home, 'agent'), '--keep', '0'], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '', HOME: home } });
     assert.equal(result.status, 2, result.stderr);
     assert.equal(result.stderr, 'strata: --keep must be a whole number of at least 1\n');
+  });
+
+  it('takes a marker that is not a count as the end of replacements', async (t) => {
+    const dir = await tempDir(t, 'strata-lean-');
+    const file = script(dir);
+    for (const marker of ['-5', '1.5', 'x', '-Infinity']) {
+      const [report] = run(file, ['serve'], { STRATA_LEAN_RESTARTED: marker }) as [Report];
+      assert.deepEqual(report.execArgv, [], `marker ${marker}: not replaced`);
+    }
   });
 
   it('replaces a process that stripped types with one that loads from the compile cache, small semi-spaces and two arenas', async (t) => {

@@ -16,8 +16,9 @@
  * itself, never a caller that runs the CLI in-process (a marker in the environment counts the
  * replacements, removed again at once so the process's own children never see it). Once is
  * enough when the compile cache is warm. On the first start after an install or upgrade the
- * replacement finds it cold (Node keeps a cache per V8 flag hash, and `--expose-gc` changes it),
- * strips types, writes the cache and replaces itself a second time.
+ * replacement finds it cold (the first process loaded next to nothing, and Node keeps a cache per
+ * V8 flag hash, which `--expose-gc` changes), strips types, writes the cache and replaces itself a
+ * second time.
  */
 import module from 'node:module';
 
@@ -66,7 +67,9 @@ let started: { replacements: number; arenas: Record<string, string> } | undefine
 /** What a process needs before it may stay: flags missing, arenas to set, and whether it may replace itself at all. */
 function leanState(command: string, requiredFlags: readonly string[]) {
   if (started === undefined) {
-    const replacements = Number(process.env[MARKER] ?? 0);
+    const marker = Number(process.env[MARKER] ?? 0);
+    // A marker that is not a count (NaN, negative, fractional) stops: never a replacement loop.
+    const replacements = Number.isSafeInteger(marker) && marker >= 0 ? marker : MAX_REPLACEMENTS;
     // Removed, so the process's children never see them; a replacement sets them again.
     if (process.env[ARENAS_SET] === '1') delete process.env[ARENAS];
     delete process.env[MARKER];
@@ -77,7 +80,6 @@ function leanState(command: string, requiredFlags: readonly string[]) {
   return {
     replacements,
     arenas,
-    // Written so that a marker that is not a number (NaN) also stops: never a replacement loop.
     mayReplace: process.argv[2] === command && typeof process.execve === 'function' && replacements < MAX_REPLACEMENTS,
     flags: [
       ...(process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size')) ? [] : [SEMI_SPACE_FLAG]),
@@ -103,17 +105,21 @@ function replaceForFlags(command: string, requiredFlags: readonly string[]): Ret
  * replacement loads the modules anyway, and a required flag that changes V8's flag hash leaves
  * the cache they would warm unused.
  */
-export async function leanStart(command: string, load: () => Promise<void>, requiredFlags: readonly string[] = LEAN_COMMANDS[command] ?? []): Promise<void> {
+export async function leanStart(command: string, load: () => Promise<void>, requiredFlags: readonly string[] = (Object.hasOwn(LEAN_COMMANDS, command) ? LEAN_COMMANDS[command] : undefined) ?? []): Promise<void> {
   const { mayReplace, arenas, replacements } = replaceForFlags(command, requiredFlags);
   await load();
   // With its flags and arenas in place, only a cold cache justifies a replacement: it sheds the stripper.
   if (!mayReplace || module.getCompileCacheDir?.() === undefined || !strippedTypes()) return;
-  module.flushCompileCache?.();
   replace(process.execArgv, arenas, replacements);
 }
 
-/** Replaces this process (same pid) with node running `flags` and the same arguments; never returns. */
+/**
+ * Replaces this process (same pid) with node running `flags` and the same arguments; never returns.
+ * Writes the compile cache first: execve skips the write Node does at exit, and whatever this
+ * process compiled (at least this module, under its flags) would be compiled again at every start.
+ */
 function replace(flags: readonly string[], env: Record<string, string>, replacements: number): never {
+  module.flushCompileCache?.();
   process.execve!(process.execPath, [process.execPath, ...flags, ...process.argv.slice(1)], { ...process.env, ...env, [MARKER]: String(replacements + 1) });
   throw new Error('unreachable: execve returned');
 }
