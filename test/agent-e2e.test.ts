@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { STORE_BACKENDS, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
@@ -203,6 +203,9 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     await push('h', 'v2', { 'index.html': 'h2' });
     await ok(['changeconf', '--name', 'hsite', '--component', 'h', '--version', 'v2']);
     await waitFor('h2 deployed while the h1 hook would still hang', async () => (await read(path.join(dir, 'hsite', 'current', 'index.html'))) === 'h2');
+    // The stopped hook may have half-changed h1's release: it is gone, and a later deploy of h1 unpacks afresh.
+    assert.equal((await readdir(path.join(dir, 'hsite', 'releases'))).length, 1, 'only the h2 release is left');
+    assert.match(running.logs(), /removed the release: its hook did not succeed/);
     await running.stop();
   });
 

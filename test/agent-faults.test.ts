@@ -413,6 +413,8 @@ describe('agent faults against a real server', () => {
     await ok(['changeconf', '--name', 'hooked', '--component', 'hooked', '--version', 'v2']);
     const failed = await reported('hook-1', 'hooked', (s) => s.phase === 'failed');
     assert.equal(failed.error?.code, 'HOOK_MISSING', JSON.stringify(failed));
+    const v2 = (await showconf('hooked')).id;
+    assert.ok(await stat(path.join(confDir, 'releases', v2)), 'a hook that never ran changed nothing: its release is kept for the retry');
     assert.ok(failed.error?.message.includes(missing), `the message names the hook: ${failed.error?.message}`);
     assert.equal(await currentId(confDir), v1, 'the old release stays current');
     assert.equal(await read(path.join(confDir, 'current', 'h.txt')), 'h1');

@@ -204,7 +204,14 @@ describe('stopOrphanHook', () => {
     t.after(() => signalGroup(child.pid!, 'SIGKILL'));
     const exited = once(child, 'exit');
     await recordHook(dir, child.pid!, 'rel-1');
-    assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: child.pid, release: 'rel-1' });
+    const discarded: string[] = [];
+    const discard = async (release: string): Promise<void> => {
+      // Before the record goes: a crash right here must still find the release next time.
+      await readFile(path.join(dir, 'hook.json'));
+      discarded.push(release);
+    };
+    assert.deepEqual(await stopOrphanHook(dir, 2000, discard), { stopped: child.pid, release: 'rel-1' });
+    assert.deepEqual(discarded, ['rel-1']);
     await exited;
     assert.equal(groupAlive(child.pid!), false, 'the hook and its sleep are gone');
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' });
@@ -212,12 +219,15 @@ describe('stopOrphanHook', () => {
 
   it('leaves alone what a hook that ended left running, and a process that only shares the pid', async (t) => {
     const dir = await tempDir(t);
-    // The hook exits at once and leaves a daemon in its group, as hooks may do on purpose.
-    const hook = spawn('sh', ['-c', 'sleep 30 & echo $!'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
-    const [daemonText] = await Promise.all([new Promise<string>((resolve) => hook.stdout!.once('data', (data: Buffer) => resolve(data.toString()))), recordHook(dir, hook.pid!, 'rel-2')]);
-    const daemon = Number(daemonText.trim());
+    // The hook leaves a daemon in its group, as hooks may do on purpose, and exits once recorded.
+    const hook = spawn('sh', ['-c', 'sleep 30 & echo $!; read line'], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
     t.after(() => signalGroup(hook.pid!, 'SIGKILL'));
-    if (hook.exitCode === null) await once(hook, 'exit');
+    const daemonText = await new Promise<string>((resolve) => hook.stdout!.once('data', (data: Buffer) => resolve(data.toString())));
+    const daemon = Number(daemonText.trim());
+    await recordHook(dir, hook.pid!, 'rel-2');
+    const exited = once(hook, 'exit');
+    hook.stdin!.end('\n');
+    await exited;
     assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: undefined, release: 'rel-2' }, 'nothing stopped, but its release is named');
     assert.equal(await gone(daemon), false, 'the daemon lives on');
     // A record whose pid is now someone else's (here: this very test process), naming no valid release.

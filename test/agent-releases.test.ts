@@ -12,6 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import {
   commitRelease,
+  discardRelease,
   HISTORY_LIMIT,
   markDeployed,
   prepareRelease,
@@ -112,6 +113,21 @@ describe('releases', () => {
     assert.deepEqual(result.leftovers.sort(), ['.tmp-r6-deadbeef', 'current.tmp-abcdef']);
     assert.deepEqual((await readdir(path.join(confDir, 'releases'))).sort(), ['r1', 'r2', 'r4', 'r5']);
     assert.equal(await readCurrent(confDir), 'r1');
+  });
+
+  it('discards a release a hook left half-changed, but never the current one, by link or by state', async (t) => {
+    const confDir = await tempDir(t);
+    await deploy(confDir, ['r1', 'r2']);
+    await makeRelease(confDir, 'r3');
+    assert.equal(await discardRelease(confDir, 'r3'), true);
+    assert.deepEqual((await readdir(path.join(confDir, 'releases'))).sort(), ['r1', 'r2'], 'removed whole, no debris left');
+    assert.equal(await discardRelease(confDir, 'r3'), false, 'a release that is not there');
+    assert.equal(await discardRelease(confDir, 'r2'), false, 'current by the link');
+    await switchCurrent(confDir, 'r1'); // a local rollback: state.json still names r2 as current
+    assert.equal(await discardRelease(confDir, 'r2'), false, 'current by state.json');
+    assert.equal(await discardRelease(confDir, 'r1'), false);
+    assert.deepEqual((await readdir(path.join(confDir, 'releases'))).sort(), ['r1', 'r2']);
+    await assert.rejects(discardRelease(confDir, '../r1'), /cannot name a release directory/);
   });
 
   it('rolls back locally to the previous releases, fast, and says when there is none', async (t) => {

@@ -249,9 +249,8 @@ export class ConfigWorker {
       this.restoredFailure = failed;
     }
     try {
-      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS);
+      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS, (release) => this.discard(release, 'an earlier agent died while its hook ran'));
       if (orphan.stopped !== undefined) log.warn({ configuration: this.name, pid: orphan.stopped }, 'stopped a hook an earlier agent left running');
-      if (orphan.release !== undefined) await this.discard(orphan.release, 'an earlier agent died while its hook ran');
     } catch (error) {
       log.warn({ err: error, configuration: this.name }, 'could not stop the hook an earlier agent left running');
     }
@@ -348,13 +347,7 @@ export class ConfigWorker {
     let hookResult: { output: string; exitCode: number | null } | undefined;
     if (this.settings.hook) {
       this.setPhase('hook');
-      try {
-        hookResult = await this.runHook(desired, release.finalDir, oldId, signal);
-      } catch (error) {
-        // A hook that ran may have changed NEWROOT before it failed or was stopped.
-        if (!(error instanceof DeployFailure && error.code === 'HOOK_MISSING')) await this.discard(desired.id, 'its hook did not succeed');
-        throw error;
-      }
+      hookResult = await this.runHook(desired, release.finalDir, oldId, signal);
     }
     let service: PreparedService | undefined;
     try {
@@ -464,12 +457,16 @@ export class ConfigWorker {
         configuration: desired, newRoot, stateFile, agentEnv: this.settings.agentEnv,
         ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
       });
-      let recording: Promise<void> = Promise.resolve();
+      let recording: Promise<void> | undefined;
       const onSpawn = (pid: number): void => {
         recording = recordHook(this.confDir, pid, desired.id).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
       };
       const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal, onSpawn });
       await recording;
+      // A hook that ran and did not succeed may have half-changed NEWROOT: the next attempt unpacks
+      // afresh. Removed before the hook's record goes, so a crash in between still finds it.
+      const succeeded = !result.aborted && result.spawnError === undefined && !result.timedOut && result.exitCode === 0;
+      if (recording !== undefined && !succeeded) await this.discard(desired.id, 'its hook did not succeed');
       await forgetHook(this.confDir);
       // Kept for the `logs` order; losing it must not fail the deploy.
       await writeLastHookLog(this.confDir, result.output).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the hook output'));

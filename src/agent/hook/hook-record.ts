@@ -26,7 +26,7 @@ interface HookRecord {
 export interface OrphanHook {
   /** The hook's pid, when it still ran and was stopped. */
   stopped: number | undefined;
-  /** The release the hook worked on, when the record names a valid release id. */
+  /** The release the hook worked on, when the record names a valid release id and the hook no longer runs. */
   release: string | undefined;
 }
 
@@ -55,36 +55,39 @@ export async function forgetHook(confDir: string): Promise<void> {
  * Stops the process group of a hook recorded by an earlier agent that died while it ran: SIGTERM,
  * then SIGKILL after `graceMs`. Only while the hook itself still runs — the same pid, start time
  * and boot — so never a group whose number was handed out again, nor daemons a hook that ended
- * left behind on purpose. A group it may not signal (EPERM) is left alone. Either way the record
- * is forgotten, and its release is returned: that hook may have changed it and never finished.
+ * left behind on purpose. A group it may not signal (EPERM) is left alone. The release that hook
+ * worked on may be half-changed: unless the hook may still be running, `discard` gets it before
+ * the record is forgotten, so a crash in between cannot lose track of it.
  */
-export async function stopOrphanHook(confDir: string, graceMs: number): Promise<OrphanHook> {
+export async function stopOrphanHook(confDir: string, graceMs: number, discard: (release: string) => Promise<void> = async () => undefined): Promise<OrphanHook> {
   let record: Partial<HookRecord> = {};
   try {
     record = (JSON.parse(await readFile(recordPath(confDir), 'utf8').catch(() => '{}')) ?? {}) as Partial<HookRecord>;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
   }
-  const release = typeof record.release === 'string' && isReleaseId(record.release) ? record.release : undefined;
   try {
-    return { stopped: await stopRecorded(record, graceMs), release };
+    const { stopped, mayRun } = await stopRecorded(record, graceMs);
+    const release = !mayRun && typeof record.release === 'string' && isReleaseId(record.release) ? record.release : undefined;
+    if (release !== undefined) await discard(release);
+    return { stopped, release };
   } finally {
     await forgetHook(confDir);
   }
 }
 
-/** Stops the recorded hook's group if its leader still runs; its pid when it did. */
-async function stopRecorded(record: Partial<HookRecord>, graceMs: number): Promise<number | undefined> {
+/** Stops the recorded hook's group if its leader still runs: its pid when it did, and whether it may still run (EPERM). */
+async function stopRecorded(record: Partial<HookRecord>, graceMs: number): Promise<{ stopped: number | undefined; mayRun: boolean }> {
   const { pid, startTime } = record;
-  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1) return undefined;
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1) return { stopped: undefined, mayRun: false };
   const leader = await processStat(pid);
-  if (leader === undefined || leader.state === 'Z' || leader.startTime !== startTime || record.bootId !== (await bootId())) return undefined;
+  if (leader === undefined || leader.state === 'Z' || leader.startTime !== startTime || record.bootId !== (await bootId())) return { stopped: undefined, mayRun: false };
   try {
     signalGroup(pid, 'SIGTERM');
     if (!(await waitGone(async () => !groupAlive(pid), graceMs))) signalGroup(pid, 'SIGKILL');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EPERM') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'EPERM') return { stopped: undefined, mayRun: true };
     throw error;
   }
-  return pid;
+  return { stopped: pid, mayRun: false };
 }
