@@ -73,6 +73,16 @@ describe('tar bytes the entries do not account for', () => {
     assert.deepEqual(await read([gzipSync(Buffer.concat([...Array<Buffer>(10).fill(comment(60 * 1024)), tar]))], true), ['a.txt']);
   });
 
+  it('reads a tar of large files handed over in one chunk, before the parser has announced them all', async () => {
+    const file = (name: string, size: number): Buffer => {
+      const header = Buffer.alloc(512);
+      new Header({ path: name, type: 'File', size, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }).encode(header);
+      return Buffer.concat([header, Buffer.alloc(Math.ceil(size / 512) * 512, 0x61)]);
+    };
+    const big = Buffer.concat([file('a', 1024 * 1024), file('b', 1024 * 1024), file('c', 1024 * 1024), Buffer.alloc(1024)]);
+    assert.deepEqual(await read([big], false), ['a', 'b', 'c']);
+  });
+
   it('refuses more metadata than its entries account for, before reading the rest', async () => {
     let fed = 0;
     function* repeated(): Generator<Buffer> {

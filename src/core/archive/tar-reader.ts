@@ -30,6 +30,9 @@ export type TarEntrySink = (entry: TarEntry, body: AsyncIterable<Buffer> | undef
 /** Bodiless entries allowed to wait for the sink before the pump stops feeding the parser. */
 const MAX_QUEUED = 64;
 
+/** Most bytes handed to the parser at once (gunzip's and file streams' chunks are this size). */
+const PIECE_BYTES = 64 * 1024;
+
 /** Maps a parsed tar entry to the reader's view of it: the rules' view plus mode, mtime and owners. */
 function toEntry(entry: ReadEntry): TarEntry {
   const result: TarEntry = tarArchiveEntry(entry);
@@ -101,13 +104,6 @@ export async function readTarLayer(file: string | Readable, gzip: boolean, sink:
   let head: Buffer | undefined = Buffer.alloc(0);
   const feed = async (chunk: Buffer): Promise<void> => {
     if (failure !== undefined) throw failure;
-    if (eof) {
-      // The parser would buffer whatever follows its end-of-archive marker: count it instead, and
-      // read on only as far as padding goes (so a gzip cut short there is still refused).
-      trailing += chunk.length;
-      if (trailing > MAX_TRAILING_BYTES) throw trailingData();
-      return;
-    }
     if (head !== undefined) {
       // The first block must be a real header (or the zero block of an empty tar), else this is not a tar.
       head = Buffer.concat([head, chunk]);
@@ -119,14 +115,27 @@ export async function readTarLayer(file: string | Readable, gzip: boolean, sink:
       chunk = head;
       head = undefined;
     }
-    bytes += chunk.length;
-    const more = parser.write(chunk);
-    // Checked once the parser has seen the chunk, so the entries it starts are counted.
-    const overrun = tarOverrun(bytes, entries, fileBytes);
-    if (overrun !== undefined) throw overrun;
-    if (!more) await Promise.race([once(parser, 'drain'), failed]);
-    while (queued > MAX_QUEUED && failure === undefined) await Promise.race([chain, failed]);
-    if (failure !== undefined) throw failure;
+    // In pieces: the parser announces an entry only once the sink is done with the one before, so
+    // what one write carries beyond that is not yet accounted for. A piece is far less than the
+    // slack tarOverrun allows; a source's chunk may be any size.
+    for (let at = 0; at < chunk.length; at += PIECE_BYTES) {
+      if (eof) {
+        // The parser would buffer whatever follows its end-of-archive marker: count it instead, and
+        // read on only as far as padding goes (so a gzip cut short there is still refused).
+        trailing += chunk.length - at;
+        if (trailing > MAX_TRAILING_BYTES) throw trailingData();
+        return;
+      }
+      const piece = chunk.length <= PIECE_BYTES ? chunk : chunk.subarray(at, at + PIECE_BYTES);
+      bytes += piece.length;
+      const more = parser.write(piece);
+      // Checked once the parser has seen the piece, so the entries it starts are counted.
+      const overrun = tarOverrun(bytes, entries, fileBytes);
+      if (overrun !== undefined) throw overrun;
+      if (!more) await Promise.race([once(parser, 'drain'), failed]);
+      while (queued > MAX_QUEUED && failure === undefined) await Promise.race([chain, failed]);
+      if (failure !== undefined) throw failure;
+    }
   };
   const drain = async (input: AsyncIterable<Buffer>): Promise<void> => {
     for await (const chunk of input) await feed(chunk);
