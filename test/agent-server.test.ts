@@ -212,6 +212,9 @@ describe('desired state, status and blobs', () => {
     const replayed = await post(body, signedHeaders);
     assert.equal(replayed.statusCode, 401);
     assert.match(replayed.json().message, /sent this signed request before/);
+    // Claimed in the store, which every replica shares (and a restarted server reopens), not in this process alone.
+    const signatureHex = Buffer.from(signedHeaders.authorization.split('.').at(-1)!, 'base64url').toString('hex');
+    assert.equal(await env.store.claimOnce(signatureHex, 60_000), false, 'the store holds the claim');
     // The same signature spelled with other spare bits in its last base64url character is the same signature.
     const [prefix, signature] = [signedHeaders.authorization.slice(0, -1), signedHeaders.authorization.slice(-1)];
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';

@@ -7,7 +7,7 @@ import { Transform } from 'node:stream';
 import { StrataError } from '../core/errors.ts';
 import { parseToken, secretMatches, tokenUnusableReason } from '../core/tokens.ts';
 import { AGENT_BODY_HASH_HEADER, AGENT_CLOCK_SKEW_MS, agentSigningInput, agentSigningInputV1, EMPTY_BODY_SHA256 } from '../protocol/agent.ts';
-import type { AgentRecord, Store, TokenRecord } from '../store/contract.ts';
+import { CLAIM_MAX_TTL_MS, type AgentRecord, type Store, type TokenRecord } from '../store/contract.ts';
 
 /** An authenticated agent. */
 export interface AgentPrincipal {
@@ -22,34 +22,6 @@ export interface AgentPrincipal {
    */
   bodySha256?: string;
 }
-
-/**
- * Signatures of agent writes already accepted, kept while their timestamps are within the clock
- * skew, so a write captured on the way (a TLS-terminating proxy, a log) cannot be sent again.
- * Reads are not remembered: replaying one only repeats what its observer already saw. Bounded:
- * past the limit the oldest are forgotten first.
- */
-class SeenSignatures {
-  readonly #expiry = new Map<string, number>();
-  readonly #limit: number;
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  /** Records `signature` until `expiresAt`; false when it was already recorded. */
-  add(signature: string, expiresAt: number, now: number): boolean {
-    for (const [seen, until] of this.#expiry) {
-      if (until > now && this.#expiry.size < this.#limit) break;
-      this.#expiry.delete(seen);
-    }
-    if (this.#expiry.has(signature)) return false;
-    this.#expiry.set(signature, expiresAt);
-    return true;
-  }
-}
-
-const seenWrites = new SeenSignatures(100_000);
 
 /** Methods whose requests carry no body and change nothing. */
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -137,9 +109,15 @@ export async function authenticateAgent(store: Store, header: string | undefined
   }
   // Checked after the signature so that only the agent itself learns that it was revoked.
   if (record.revokedAt) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is revoked`);
-  // Keyed by the signature's bytes: base64url text has spare bits, and another spelling of the same bytes is the same signature.
-  if (!READ_METHODS.has(method.toUpperCase()) && !seenWrites.add(signatureBytes.toString('hex'), timestamp + AGENT_CLOCK_SKEW_MS, now)) {
-    throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} sent this signed request before: a write is accepted once`);
+  // A write captured on the way (a TLS-terminating proxy, a log) must not be accepted again, by
+  // this replica or another, while its timestamp is within the skew; reads are not remembered:
+  // replaying one only repeats what its observer already saw. Keyed by the signature's bytes:
+  // base64url text has spare bits, and another spelling of the same bytes is the same signature.
+  if (!READ_METHODS.has(method.toUpperCase())) {
+    const stillValidMs = Math.max(1000, timestamp + AGENT_CLOCK_SKEW_MS - now);
+    if (!(await store.claimOnce(signatureBytes.toString('hex'), Math.min(stillValidMs, CLAIM_MAX_TTL_MS)))) {
+      throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} sent this signed request before: a write is accepted once`);
+    }
   }
   return { name, record, actor: `agent:${name}`, ...(checkedBody === undefined ? {} : { bodySha256: checkedBody }) };
 }

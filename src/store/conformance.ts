@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { configurationId } from '../core/configuration-id.ts';
 import { isStrataError } from '../core/errors.ts';
 import { applyRetention } from '../core/retention.ts';
-import type { ComponentVersion, Configuration, ConfigurationEvent, Store } from './contract.ts';
+import { CLAIM_MAX_TTL_MS, type ComponentVersion, type Configuration, type ConfigurationEvent, type Store } from './contract.ts';
 import { assignmentConformance } from './conformance-assignments.ts';
 import { orderConformance } from './conformance-orders.ts';
 import { importConformance } from './conformance-import.ts';
@@ -448,6 +448,19 @@ export function runStoreConformance(backendName: string, harness: () => Promise<
         assert.equal(await store.putStateIfAbsent('ca', 'three'), raced[0]);
         assert.equal(await store.getState('ca'), raced[0]);
       });
+
+      it('claims a key once, across concurrent callers, and refuses keys and lifetimes it cannot keep', async () => {
+        const key = 'ab'.repeat(64);
+        const raced = await Promise.all([store.claimOnce(key, 60_000), store.claimOnce(key, 60_000), store.claimOnce(key, 1000)]);
+        assert.deepEqual(raced.filter(Boolean).length, 1, `exactly one caller claims it: ${JSON.stringify(raced)}`);
+        assert.equal(await store.claimOnce(key, 60_000), false);
+        assert.equal(await store.claimOnce('cd'.repeat(64), 60_000), true, 'another key is its own');
+        await assert.rejects(store.claimOnce('a.b', 1000), /invalid claim key/);
+        await assert.rejects(store.claimOnce('', 1000), /invalid claim key/);
+        await assert.rejects(store.claimOnce('k', 0), /a claim lasts/);
+        await assert.rejects(store.claimOnce('k', CLAIM_MAX_TTL_MS + 1), /a claim lasts/);
+        assert.equal(await store.claimOnce('k', CLAIM_MAX_TTL_MS), true, 'the refused attempts claimed nothing');
+      });
     });
 
     assignmentConformance(() => store);
@@ -463,7 +476,9 @@ export function runStoreConformance(backendName: string, harness: () => Promise<
         const agent = await store.putAgent({ name: 'a', labels: {}, tracks: [], enrolledAt: cfg.updatedAt }, 0);
         const audit = await store.appendAudit({ actor: 'r', action: 'a', target: 't', result: 'ok' });
         await store.putStateIfAbsent('k', 'v');
+        assert.equal(await store.claimOnce('durable-claim', 60_000), true);
         store = await h.reopen();
+        assert.equal(await store.claimOnce('durable-claim', 60_000), false, 'a claim outlives a restart');
         assert.deepEqual(await store.getVersion('app', '1'), v);
         assert.equal((await readAll((await store.getBlob(v.blob)).stream)).toString(), 'durable bytes');
         assert.deepEqual(await store.getConfiguration('prod'), cfg);

@@ -15,6 +15,19 @@ import type { LayerRef } from '../protocol/names.ts';
 import type { HostResult } from '../protocol/orders.ts';
 
 /** Facts about a stored blob. */
+
+/** Longest a claim (`Store.claimOnce`) is remembered: twice the agents' allowed clock skew. */
+export const CLAIM_MAX_TTL_MS = 10 * 60_000;
+
+/** What a claim's key may be: letters, digits, '-' and '_' (a signature in hex, say). */
+export const CLAIM_KEY = /^[A-Za-z0-9_-]{1,200}$/;
+
+/** Throws unless `key` and `ttlMs` make a valid claim. */
+export function assertClaim(key: string, ttlMs: number): void {
+  if (!CLAIM_KEY.test(key)) throw new Error(`invalid claim key ${JSON.stringify(key.slice(0, 40))}`);
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > CLAIM_MAX_TTL_MS) throw new Error(`a claim lasts 1 ms to ${CLAIM_MAX_TTL_MS} ms, not ${ttlMs}`);
+}
+
 export interface BlobInfo {
   /** Lower-case hex sha256 of the bytes; the blob's name. */
   sha256: string;
@@ -465,6 +478,15 @@ export interface Store {
   putStateIfAbsent(key: string, value: string): Promise<string>;
   /** Every server-state entry, by key. */
   listState(): Promise<Record<string, string>>;
+
+  // ---- replay protection ----
+
+  /**
+   * Records `key` (CLAIM_KEY) for at least `ttlMs` and resolves true, or false when it is already
+   * recorded, across every replica: a signed agent write is accepted once. `ttlMs` is at most
+   * CLAIM_MAX_TTL_MS, and a store may remember a key that long whatever `ttlMs` says.
+   */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
 
   // ---- migration ----
 

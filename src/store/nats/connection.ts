@@ -8,6 +8,7 @@ import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/trans
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
+import { CLAIM_MAX_TTL_MS } from '../contract.ts';
 
 /** How to reach NATS and what to call things there. */
 export interface NatsStoreOptions {
@@ -44,7 +45,7 @@ export interface NatsLayout {
   audit: { stream: string; subject: string };
   orders: { stream: string; subjects: string };
   orderResults: { stream: string; subjects: string };
-  buckets: { tokens: string; agents: string; assignments: string; groups: string; state: string };
+  buckets: { tokens: string; agents: string; assignments: string; groups: string; state: string; claims: string };
   objects: string;
 }
 
@@ -63,6 +64,7 @@ export function natsLayout(prefix = 'strata'): NatsLayout {
       assignments: `${prefix}-assignments`,
       groups: `${prefix}-groups`,
       state: `${prefix}-state`,
+      claims: `${prefix}-claims`,
     },
     objects: `${prefix}-blobs`,
   };
@@ -95,7 +97,7 @@ export async function connectNats(options: NatsStoreOptions): Promise<NatsConnec
 export interface NatsHandles {
   js: JetStreamClient;
   jsm: JetStreamManager;
-  kv: { tokens: KV; agents: KV; assignments: KV; groups: KV; state: KV };
+  kv: { tokens: KV; agents: KV; assignments: KV; groups: KV; state: KV; claims: KV };
   objects: ObjectStore;
 }
 
@@ -109,9 +111,9 @@ export async function ensureLayout(nc: NatsConnection, layout: NatsLayout, repli
   await ensureStream(jsm, { name: layout.orders.stream, subjects: [layout.orders.subjects], ...limits, description: 'Strata: fleet orders in creation order' });
   await ensureStream(jsm, { name: layout.orderResults.stream, subjects: [layout.orderResults.subjects], ...limits, description: 'Strata: outcomes of finished orders' });
   const kvm = new Kvm(js);
-  const bucket = async (name: string): Promise<KV> => {
+  const bucket = async (name: string, ttl?: number): Promise<KV> => {
     // allow_direct off: every read goes to the stream leader, so a write is visible to the next read (R3 too).
-    const kv = await kvm.create(name, { history: 1, replicas, allow_direct: false });
+    const kv = await kvm.create(name, { history: 1, replicas, allow_direct: false, ...(ttl === undefined ? {} : { ttl }) });
     await ensureReplicas(jsm, `KV_${name}`, replicas);
     return kv;
   };
@@ -121,6 +123,8 @@ export async function ensureLayout(nc: NatsConnection, layout: NatsLayout, repli
     assignments: await bucket(layout.buckets.assignments),
     groups: await bucket(layout.buckets.groups),
     state: await bucket(layout.buckets.state),
+    // Every entry expires on its own: a claim is worth keeping only while its signature could be accepted.
+    claims: await bucket(layout.buckets.claims, CLAIM_MAX_TTL_MS),
   };
   const objects = await new Objm(js).create(layout.objects, { replicas });
   await ensureReplicas(jsm, `OBJ_${layout.objects}`, replicas);

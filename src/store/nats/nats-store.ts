@@ -7,7 +7,8 @@
  *   versions, component tombstones and configuration revisions (names base64url-encoded as
  *   subject tokens). Blob bytes live in the `<p>-blobs` object store, one object per upload.
  * - KV buckets `<p>-tokens`, `-agents`, `-assignments`, `-groups`, `-state` (history 1, reads
- *   from the stream leader); streams `<p>-audit`, `<p>-orders`, `<p>-order-results`.
+ *   from the stream leader), `-claims` (the same, entries expiring after CLAIM_MAX_TTL_MS);
+ *   streams `<p>-audit`, `<p>-orders`, `<p>-order-results`.
  *
  * The hard parts, and how they are solved:
  * 1. `seq` and `watchConfigurations`. A configuration's `seq` is the ledger stream sequence of
@@ -60,7 +61,7 @@ import { connectNats, ensureLayout, natsLayout, type NatsStoreOptions } from './
 import type { NatsContext } from './context.ts';
 import { deleteGroup, getGroup, listGroups, putGroup } from './groups.ts';
 import { createOrder, finishOrder, getOrder, listOrders } from './orders.ts';
-import { getState, listState, putStateIfAbsent } from './server-state.ts';
+import { claimOnce, getState, listState, putStateIfAbsent } from './server-state.ts';
 import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
 import { addVersion, deleteComponent, deleteVersion, getVersion, listComponents, listVersions } from './versions.ts';
@@ -146,6 +147,7 @@ export async function openNatsStore(options: NatsStoreOptions): Promise<Store> {
     listAudit: (auditOptions) => run((c) => listAudit(c, auditOptions)),
     getState: (key) => run((c) => getState(c, key)),
     putStateIfAbsent: (key, value) => run((c) => putStateIfAbsent(c, key, value)),
+    claimOnce: (key, ttlMs) => run((c) => claimOnce(c, key, ttlMs)),
     listState: () => run((c) => listState(c)),
     importRecord: (record) => run((c) => importRecord(c, record)),
     async close() {

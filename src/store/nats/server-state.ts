@@ -1,4 +1,5 @@
-/** Small named values the server keeps for itself, written at most once per key (KV create). */
+/** Small named values the server keeps for itself, written at most once per key (KV create), and claims (Store.claimOnce). */
+import { assertClaim } from '../contract.ts';
 import { token, untoken } from './codec.ts';
 import type { NatsContext } from './context.ts';
 import { allRecords, createRecord, getRecord } from './kv-records.ts';
@@ -22,4 +23,13 @@ export async function putStateIfAbsent(ctx: NatsContext, key: string, value: str
 export async function listState(ctx: NatsContext): Promise<Record<string, string>> {
   const entries = await allRecords<string>(ctx, ctx.layout.buckets.state);
   return Object.fromEntries(entries.map((e) => [untoken(e.key), e.value] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * Records `key` in the claims bucket; false when it is there already. The bucket forgets each
+ * entry CLAIM_MAX_TTL_MS after it was written, at least as long as any `ttlMs` asks.
+ */
+export async function claimOnce(ctx: NatsContext, key: string, ttlMs: number): Promise<boolean> {
+  assertClaim(key, ttlMs);
+  return (await createRecord(ctx.kv.claims, key, 1)) !== undefined;
 }

@@ -5,7 +5,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -122,6 +122,15 @@ CREATE TABLE IF NOT EXISTS orders (
 ) STRICT;
 `;
 
+// Version 4: claims of signed agent writes already accepted (replay protection), with their expiry.
+const SCHEMA_V4 = `
+CREATE TABLE IF NOT EXISTS claims (
+  key TEXT PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims(expires_at);
+`;
+
 /** Creates the tables if missing and refuses a database written by a newer Strata. */
 export function applySchema(db: DatabaseSync): void {
   db.exec('BEGIN IMMEDIATE');
@@ -135,6 +144,7 @@ export function applySchema(db: DatabaseSync): void {
     db.exec(SCHEMA_V1);
     db.exec(SCHEMA_V2);
     db.exec(SCHEMA_V3);
+    db.exec(SCHEMA_V4);
     if (current < SCHEMA_VERSION) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
     db.exec('COMMIT');
   } catch (error) {

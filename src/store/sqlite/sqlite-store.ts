@@ -27,6 +27,7 @@ import type { ConfigurationEmitterEvents, SqliteContext } from './context.ts';
 import { openDatabase } from './database.ts';
 import { deleteGroup, getGroup, listGroups, putGroup } from './groups.ts';
 import { createOrder, finishOrder, getOrder, listOrders } from './orders.ts';
+import { claimOnce } from './claims.ts';
 import { getState, listState, putStateIfAbsent } from './server-state.ts';
 import { importRecord } from './import.ts';
 import { createToken, getToken, listTokens, revokeToken } from './tokens.ts';
@@ -93,6 +94,7 @@ export async function openSqliteStore(options: { dir: string }): Promise<Store> 
     getState: (key) => run((c) => getState(c.database, key)),
     putStateIfAbsent: (key, value) => run((c) => putStateIfAbsent(c.database, key, value)),
     listState: () => run((c) => listState(c.database)),
+    claimOnce: (key, ttlMs) => run((c) => claimOnce(c.database, key, ttlMs)),
     importRecord: (record) => run((c) => importRecord(c, record)),
     async close() {
       if (gate.closed) return;
