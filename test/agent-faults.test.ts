@@ -463,6 +463,8 @@ describe('agent faults against a real server', () => {
       const list = ((await read(pids)) ?? '').trim().split('\n').filter(Boolean).map(Number);
       return list.length === 2 ? list : undefined;
     });
+    // The agent records the hook just after spawning it; a kill before that leaves nothing to find.
+    await waitFor('the hook recorded', async () => JSON.parse((await read(path.join(dir, 'orphan', 'hook.json'))) ?? '{}').pid === hookPids[0]);
     await running.stop('SIGKILL');
     const { processStat } = await import('../src/agent/service/proc.ts');
     const gone = async (pid: number): Promise<boolean> => {
