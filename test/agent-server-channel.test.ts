@@ -112,6 +112,20 @@ describe('agent channel', () => {
     assert.equal(response.statusCode, 401);
     refused.terminate();
 
+    // A captured upgrade header opens no second channel: the upgrade is claimed like a write.
+    const header = agent.authorization('GET', PATH);
+    const original = new WebSocket(base + PATH, { headers: { authorization: header } });
+    await once(original, 'open');
+    const replayed = new WebSocket(base + PATH, { headers: { authorization: header } });
+    replayed.on('error', () => undefined);
+    const outcome = await Promise.race([
+      once(replayed, 'unexpected-response').then(([, response]) => (response as { statusCode?: number }).statusCode),
+      once(replayed, 'open').then(() => 'opened'),
+    ]);
+    assert.equal(outcome, 401, 'the replayed upgrade is refused');
+    replayed.terminate();
+    original.terminate();
+
     const first = await connect(base, agent);
     await first.next('desired');
     const second = await connect(base, agent);

@@ -39,6 +39,8 @@ export class ServerApi {
   private readonly key: KeyObject;
   private index = 0;
   private client: HttpClient;
+  /** The timestamp of the last signature, in ms. */
+  private lastSignedAt = 0;
 
   constructor(identity: Identity, server = identity.server) {
     this.identity = identity;
@@ -69,9 +71,15 @@ export class ServerApi {
     return createHttpClient({ baseUrl: server, caPem: this.identity.caPem, userAgent: `strata-agent/${STRATA_VERSION}` });
   }
 
-  /** The signed Authorization header for a request, over the SHA-256 of its body (none by default). */
+  /**
+   * The signed Authorization header for a request, over the SHA-256 of its body (none by default).
+   * Timestamps strictly increase: Ed25519 signatures are deterministic, so two identical requests
+   * signed within one millisecond would carry one signature, and the server takes the second for
+   * a replay.
+   */
   authorization(method: string, path: string, bodySha256?: string): string {
-    return agentAuthorization(this.identity.name, this.key, method, path, Date.now(), bodySha256);
+    this.lastSignedAt = Math.max(Date.now(), this.lastSignedAt + 1);
+    return agentAuthorization(this.identity.name, this.key, method, path, this.lastSignedAt, bodySha256);
   }
 
   /** Throws the server's error (code and message) for a failed response. */

@@ -23,6 +23,9 @@ export interface AgentPrincipal {
   bodySha256?: string;
 }
 
+/** How long past its signature's last accepted moment a claim is kept (CLAIM_MAX_TTL_MS allows for it). */
+const CLAIM_MARGIN_MS = 60_000;
+
 /** Methods whose requests carry no body and change nothing. */
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -76,7 +79,11 @@ function cachedKey(pem: string): KeyObject {
  * query, exactly as sent). Throws UNAUTHENTICATED saying why: malformed, stale timestamp,
  * unknown agent, bad signature, or revoked.
  */
-export async function authenticateAgent(store: Store, header: string | undefined, method: string, path: string, bodyHashHeader?: string, now = Date.now()): Promise<AgentPrincipal> {
+export async function authenticateAgent(
+  store: Store, header: string | undefined, method: string, path: string, bodyHashHeader?: string,
+  options: { now?: number; opensSession?: boolean } = {},
+): Promise<AgentPrincipal> {
+  const now = options.now ?? Date.now();
   if (!header) throw new StrataError('UNAUTHENTICATED', 'missing agent signature: send Authorization: StrataAgent <name>.<unix ms>.<signature>');
   const match = AGENT_AUTHORIZATION.exec(header.trim());
   if (!match) throw new StrataError('UNAUTHENTICATED', 'malformed agent authorization: expected StrataAgent <name>.<unix ms>.<base64url signature>');
@@ -110,11 +117,14 @@ export async function authenticateAgent(store: Store, header: string | undefined
   // Checked after the signature so that only the agent itself learns that it was revoked.
   if (record.revokedAt) throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} is revoked`);
   // A write captured on the way (a TLS-terminating proxy, a log) must not be accepted again, by
-  // this replica or another, while its timestamp is within the skew; reads are not remembered:
-  // replaying one only repeats what its observer already saw. Keyed by the signature's bytes:
-  // base64url text has spare bits, and another spelling of the same bytes is the same signature.
-  if (!READ_METHODS.has(method.toUpperCase())) {
-    const stillValidMs = Math.max(1000, timestamp + AGENT_CLOCK_SKEW_MS - now);
+  // this replica or another, while its timestamp is within the skew; nor may the upgrade that
+  // opens the channel, over which an agent reports status and order results. Other reads are not
+  // remembered: replaying one only repeats what its observer already saw. Keyed by the
+  // signature's bytes: base64url text has spare bits, and another spelling of the same bytes is
+  // the same signature. Kept a margin past the timestamp's last accepted moment, for replicas'
+  // clocks that differ a little.
+  if (!READ_METHODS.has(method.toUpperCase()) || options.opensSession === true) {
+    const stillValidMs = Math.max(1000, timestamp + AGENT_CLOCK_SKEW_MS + CLAIM_MARGIN_MS - now);
     if (!(await store.claimOnce(signatureBytes.toString('hex'), Math.min(stillValidMs, CLAIM_MAX_TTL_MS)))) {
       throw new StrataError('UNAUTHENTICATED', `agent ${JSON.stringify(name)} sent this signed request before: a write is accepted once`);
     }

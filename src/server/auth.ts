@@ -194,7 +194,8 @@ export async function authorizeRequest(store: Store, throttle: AuthThrottle, req
   const asAgent = access === 'agent' || (alsoAgents === true && isAgentAuthorization(header));
   const audit = request.method !== 'GET' && request.method !== 'HEAD' ? { target: request.routeOptions.url ?? request.url } : undefined;
   await throttle.guard(store, request.ip, header, audit, async () => {
-    if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url, bodyHashHeader(request));
+    // A WebSocket upgrade opens the channel, over which the agent writes: claimed like a write.
+    if (asAgent) request.agent = await authenticateAgent(store, header, request.method, request.url, bodyHashHeader(request), { opensSession: request.headers.upgrade !== undefined });
     else request.principal = await authenticate(store, request);
   });
   if (asAgent || !request.principal) return;

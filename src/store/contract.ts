@@ -14,10 +14,11 @@ import type { Readable } from 'node:stream';
 import type { LayerRef } from '../protocol/names.ts';
 import type { HostResult } from '../protocol/orders.ts';
 
-/** Facts about a stored blob. */
-
-/** Longest a claim (`Store.claimOnce`) is remembered: twice the agents' allowed clock skew. */
-export const CLAIM_MAX_TTL_MS = 10 * 60_000;
+/**
+ * Longest a claim (`Store.claimOnce`) is remembered: twice the agents' allowed clock skew (a
+ * signature is accepted from five minutes before its timestamp to five after), and a minute more.
+ */
+export const CLAIM_MAX_TTL_MS = 11 * 60_000;
 
 /** What a claim's key may be: letters, digits, '-' and '_' (a signature in hex, say). */
 export const CLAIM_KEY = /^[A-Za-z0-9_-]{1,200}$/;
@@ -28,6 +29,7 @@ export function assertClaim(key: string, ttlMs: number): void {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > CLAIM_MAX_TTL_MS) throw new Error(`a claim lasts 1 ms to ${CLAIM_MAX_TTL_MS} ms, not ${ttlMs}`);
 }
 
+/** Facts about a stored blob. */
 export interface BlobInfo {
   /** Lower-case hex sha256 of the bytes; the blob's name. */
   sha256: string;

@@ -18,10 +18,12 @@ export interface FakeAgent {
 /** A new agent with a fresh Ed25519 key pair. */
 export function fakeAgent(name: string): FakeAgent {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  // As the real agent does: strictly increasing timestamps, so two identical requests are two signatures.
+  let lastSignedAt = 0;
   return {
     name, privateKey,
     publicKey: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-    authorization(method, path, timestampMs = Date.now(), bodySha256?: string) {
+    authorization(method, path, timestampMs = (lastSignedAt = Math.max(Date.now(), lastSignedAt + 1)), bodySha256?: string) {
       const signature = sign(null, Buffer.from(agentSigningInput(name, timestampMs, method, path, bodySha256)), privateKey).toString('base64url');
       return `StrataAgent ${name}.${timestampMs}.${signature}`;
     },
