@@ -5,11 +5,12 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { STORE_BACKENDS, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { writeScript } from './helpers/service-release.ts';
 import { writeZip } from './helpers/zip-writer.ts';
 
 let root: string;
@@ -50,9 +51,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     server = await startServer(path.join(root, 'data'), [], { store: backend });
     token = await joinToken(server);
     // The hook records its environment and fails when the release asks it to.
-    const hook = path.join(root, 'hook.sh');
-    await writeFile(hook, '#!/bin/sh\nenv | sort > "$NEWROOT.env"\necho "hook ran for $STRATA_CONFIG r$STRATA_REVISION"\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\n');
-    await chmod(hook, 0o755);
+    const hook = await writeScript(path.join(root, 'hook.sh'), '#!/bin/sh\nenv | sort > "$NEWROOT.env"\necho "hook ran for $STRATA_CONFIG r$STRATA_REVISION"\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\n');
   });
   after(async () => {
     await Promise.all(agents.map((a) => a.stop('SIGKILL')));
@@ -161,9 +160,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
 
   it('survives kill -9 during a hook and converges after restart with a complete current', async () => {
     const dir = path.join(root, 'agent-k');
-    const slowHook = path.join(root, 'slow-hook.sh');
-    await writeFile(slowHook, '#!/bin/sh\nif [ -f "$NEWROOT/slow" ]; then sleep 30; fi\nexit 0\n');
-    await chmod(slowHook, 0o755);
+    const slowHook = await writeScript(path.join(root, 'slow-hook.sh'), '#!/bin/sh\nif [ -f "$NEWROOT/slow" ]; then sleep 30; fi\nexit 0\n');
     await push('k', 'v1', { 'index.html': 'k1' });
     await ok(['addconf', '--name', 'ksite', '--layer', 'k:v1']);
     let running = agent({ server, dir, name: 'k-1', token, args: ['--track', 'ksite', '--hook', slowHook] });
@@ -192,10 +189,8 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
 
   it('stops a hanging hook at once when a newer revision arrives, and deploys that one', async () => {
     const dir = path.join(root, 'agent-h');
-    const hangingHook = path.join(root, 'hanging-hook.sh');
     // Hangs far longer than waitFor waits; only being stopped lets the newer revision through.
-    await writeFile(hangingHook, '#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then sleep 600; fi\nexit 0\n');
-    await chmod(hangingHook, 0o755);
+    const hangingHook = await writeScript(path.join(root, 'hanging-hook.sh'), '#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then sleep 600; fi\nexit 0\n');
     await push('h', 'v1', { 'index.html': 'h1', hang: 'yes' });
     await ok(['addconf', '--name', 'hsite', '--layer', 'h:v1']);
     const running = agent({ server, dir, name: 'h-1', token, args: ['--track', 'hsite', '--hook', hangingHook, '--hook-timeout', '10m'] });

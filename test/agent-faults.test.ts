@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { writeScript } from './helpers/service-release.ts';
 
 const run = promisify(execFile);
 
@@ -397,9 +398,7 @@ describe('agent faults against a real server', () => {
   it('fails with HOOK_MISSING while the hook does not exist, and deploys once restarted with a real one', async () => {
     await push('hooked', 'v1', { 'h.txt': 'h1' });
     await ok(['addconf', '--name', 'hooked', '--layer', 'hooked:v1']);
-    const hook = path.join(root, 'real-hook.sh');
-    await writeFile(hook, '#!/bin/sh\necho "real hook for $NEWID"\n');
-    await chmod(hook, 0o755);
+    const hook = await writeScript(path.join(root, 'real-hook.sh'), '#!/bin/sh\necho "real hook for $NEWID"\n');
     const dir = path.join(root, 'agent-hook');
     const confDir = path.join(dir, 'hooked');
     let running = agent({ server, dir, name: 'hook-1', token, args: ['--track', 'hooked', '--hook', hook] });
@@ -451,10 +450,8 @@ describe('agent faults against a real server', () => {
   it('stops the hook an agent killed with SIGKILL left running, children included, before it runs a hook again', async () => {
     const dir = path.join(root, 'agent-orphan');
     const pids = path.join(root, 'orphan-hook.pids');
-    const hook = path.join(root, 'orphan-hook.sh');
     // Hangs, with a child of its own, whenever the release asks it to; records both pids.
-    await writeFile(hook, `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo half-done > "$NEWROOT/hook-was-here"\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
-    await chmod(hook, 0o755);
+    const hook = await writeScript(path.join(root, 'orphan-hook.sh'), `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo half-done > "$NEWROOT/hook-was-here"\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
     await push('orphan', 'v1', { 'v.txt': 'one', hang: 'yes' });
     await ok(['addconf', '--name', 'orphan', '--layer', 'orphan:v1']);
     const v1 = (await showconf('orphan')).id;
@@ -488,9 +485,7 @@ describe('agent faults against a real server', () => {
   it('keeps a failed deploy\'s backoff across a restart, reporting the failure meanwhile, until a newer revision supersedes it', async () => {
     const dir = path.join(root, 'agent-backoff');
     const runs = path.join(root, 'backoff-hook.runs');
-    const hook = path.join(root, 'backoff-hook.sh');
-    await writeFile(hook, `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\nexit 0\n`);
-    await chmod(hook, 0o755);
+    const hook = await writeScript(path.join(root, 'backoff-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\nexit 0\n`);
     await push('backoff', 'v1', { 'v.txt': 'one', fail: 'yes' });
     await ok(['addconf', '--name', 'backoff', '--layer', 'backoff:v1']);
     const args = ['--track', 'backoff', '--hook', hook, '--retry-base', '60s', '--retry-cap', '60s'];
@@ -523,10 +518,8 @@ describe('agent faults against a real server', () => {
   it('unpacks afresh after a hook that failed: the retry never sees what the failed hook changed', async () => {
     const dir = path.join(root, 'agent-dirty');
     const runs = path.join(root, 'dirty-hook.runs');
-    const hook = path.join(root, 'dirty-hook.sh');
     // Changes the release, then fails, the first time only.
-    await writeFile(hook, `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\n[ "$(wc -l < ${JSON.stringify(runs)})" -ge 2 ] || exit 1\nexit 0\n`);
-    await chmod(hook, 0o755);
+    const hook = await writeScript(path.join(root, 'dirty-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\n[ "$(wc -l < ${JSON.stringify(runs)})" -ge 2 ] || exit 1\nexit 0\n`);
     await push('dirty', 'v1', { 'v.txt': 'one\n' });
     await ok(['addconf', '--name', 'dirty', '--layer', 'dirty:v1']);
     const running = agent({ server, dir, name: 'dirty-1', token, args: ['--track', 'dirty', '--hook', hook, '--retry-base', '100ms', '--retry-cap', '1s'] });

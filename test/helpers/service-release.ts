@@ -4,15 +4,18 @@ import path from 'node:path';
 import { ServiceSpecSchema, type ServiceSpecInput } from '../../src/protocol/service.ts';
 import { resolveService, type ResolvedService } from '../../src/agent/service/resolve.ts';
 
+/** Writes `text` to `file` (its directory created) as an executable; returns `file`. */
+export async function writeScript(file: string, text: string): Promise<string> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, text);
+  await chmod(file, 0o755);
+  return file;
+}
+
 /** Writes executable files into `dir` (created), by relative name. */
 export async function writeRelease(dir: string, files: Record<string, string>): Promise<string> {
   await mkdir(dir, { recursive: true });
-  for (const [name, text] of Object.entries(files)) {
-    const file = path.join(dir, name);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, text);
-    await chmod(file, 0o755);
-  }
+  for (const [name, text] of Object.entries(files)) await writeScript(path.join(dir, name), text);
   return dir;
 }
 
