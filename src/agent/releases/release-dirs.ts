@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import type { Dirent } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { syncDirectory } from '../../lib/atomic-file.ts';
@@ -118,6 +119,44 @@ const WRITE_LEFTOVER = /^(\.statefile-|\..+\.[0-9a-f]{12}\.tmp$)/;
 /** How old another writer's temp file must be before it counts as debris: no write takes that long. */
 const WRITE_LEFTOVER_AGE_MS = 60_000;
 
+/** The entries of `releases/`, none when it does not exist yet. */
+async function listReleases(confDir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(releasesDir(confDir), { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+/** Removes the switch's leftover links from CONFDIR and, `atStart`, other writers' old temp files; resolves with their names. */
+async function removeSwitchLeftovers(confDir: string, atStart: boolean): Promise<string[]> {
+  const leftovers: string[] = [];
+  const names: string[] = await readdir(confDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  const now = Date.now();
+  for (const name of names) {
+    const debris = SWITCH_LEFTOVER.test(name)
+      || (atStart && WRITE_LEFTOVER.test(name) && now - ((await lstat(path.join(confDir, name)).catch(() => undefined))?.mtimeMs ?? now) >= WRITE_LEFTOVER_AGE_MS);
+    if (!debris) continue;
+    await removeTree(path.join(confDir, name));
+    leftovers.push(name);
+  }
+  if (leftovers.length > 0) await syncDirectory(confDir);
+  return leftovers;
+}
+
+/** Removes the temporary trees among `entries` of `releases/`; resolves with their names. */
+async function removeTempReleases(confDir: string, entries: Dirent[]): Promise<string[]> {
+  const releases = releasesDir(confDir);
+  const names = entries.map((entry) => entry.name).filter((name) => name.startsWith(TEMP_PREFIX));
+  for (const name of names) await removeTree(path.join(releases, name));
+  if (names.length > 0) await syncDirectory(releases);
+  return names;
+}
+
 /**
  * Removes what a deploy interrupted by a crash or kill -9 left behind: temporary release trees
  * (`releases/.tmp-*`, which can be gigabytes) and `current.tmp-*` links. `atStart` (the agent
@@ -127,47 +166,21 @@ const WRITE_LEFTOVER_AGE_MS = 60_000;
  * later deploy fail; pruning after a deploy does it too. Resolves with the names removed.
  */
 export async function removeLeftovers(confDir: string, options: { atStart?: boolean } = {}): Promise<string[]> {
-  const leftovers: string[] = [];
-  const names: string[] = await readdir(confDir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    throw error;
-  });
-  const now = Date.now();
-  for (const name of names) {
-    const debris = SWITCH_LEFTOVER.test(name)
-      || (options.atStart === true && WRITE_LEFTOVER.test(name) && now - ((await lstat(path.join(confDir, name)).catch(() => undefined))?.mtimeMs ?? now) >= WRITE_LEFTOVER_AGE_MS);
-    if (!debris) continue;
-    await removeTree(path.join(confDir, name));
-    leftovers.push(name);
-  }
-  if (leftovers.length > 0) await syncDirectory(confDir);
-  const releases = releasesDir(confDir);
-  let releaseLeftovers = 0;
-  for (const name of names.includes('releases') ? await readdir(releases) : []) {
-    if (!name.startsWith(TEMP_PREFIX)) continue;
-    await removeTree(path.join(releases, name));
-    leftovers.push(name);
-    releaseLeftovers += 1;
-  }
-  if (releaseLeftovers > 0) await syncDirectory(releases);
-  return leftovers;
+  const leftovers = await removeSwitchLeftovers(confDir, options.atStart === true);
+  return [...leftovers, ...(await removeTempReleases(confDir, await listReleases(confDir)))];
 }
 
 /**
  * Removes releases beyond the newest `keep` (newest = most recently deployed per state.json's
  * history; releases the history no longer mentions count as older, by mtime), never the current
- * one or any in `protect`; also removes the leftovers of interrupted deploys (`removeLeftovers`).
+ * one or any in `protect`; also removes the leftovers of interrupted deploys (as `removeLeftovers`),
+ * from the same one listing of `releases/`.
  */
 export async function pruneReleases(confDir: string, keep: number, protect: string[] = []): Promise<{ removed: string[]; leftovers: string[] }> {
   const releases = releasesDir(confDir);
-  const leftovers = await removeLeftovers(confDir);
-  let entries;
-  try {
-    entries = await readdir(releases, { withFileTypes: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], leftovers };
-    throw error;
-  }
+  const switchLeftovers = await removeSwitchLeftovers(confDir, false);
+  const entries = await listReleases(confDir);
+  const leftovers = [...switchLeftovers, ...(await removeTempReleases(confDir, entries))];
   const state = await readState(confDir);
   const current = await readCurrent(confDir);
   const rank = new Map<string, number>();
