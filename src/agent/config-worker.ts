@@ -20,7 +20,7 @@ import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { forgetHook, recordHook, stopOrphanHook } from './hook/hook-record.ts';
-import { commitRelease, discardRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, writeState, type FailedDeploy } from './releases/index.ts';
+import { commitRelease, discardRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, withReleasesLock, writeState, type FailedDeploy } from './releases/index.ts';
 import { readHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
@@ -211,14 +211,16 @@ export class ConfigWorker {
    * A state.json that cannot be read is left as it is.
    */
   private async recordFailure(desired: Configuration, failure: DeployFailure): Promise<void> {
+    const failed: FailedDeploy = {
+      id: desired.id, revision: desired.revision, at: new Date().toISOString(), attempts: this.failures,
+      exitCode: failure.hookExitCode ?? null, signal: null, timedOut: failure.code === 'HOOK_TIMEOUT', output: failure.hookOutput ?? '',
+      code: failure.code, message: failure.message, retryAt: new Date(this.retryAt).toISOString(),
+    };
     try {
-      const state = await readState(this.confDir);
-      const failed: FailedDeploy = {
-        id: desired.id, revision: desired.revision, at: new Date().toISOString(), attempts: this.failures,
-        exitCode: failure.hookExitCode ?? null, signal: null, timedOut: failure.code === 'HOOK_TIMEOUT', output: failure.hookOutput ?? '',
-        code: failure.code, message: failure.message, retryAt: new Date(this.retryAt).toISOString(),
-      };
-      await writeState(this.confDir, { configuration: this.name, current: state?.current ?? null, history: state?.history ?? [], failed });
+      await withReleasesLock(this.confDir, async () => {
+        const state = await readState(this.confDir);
+        await writeState(this.confDir, { configuration: this.name, current: state?.current ?? null, history: state?.history ?? [], failed });
+      });
     } catch (error) {
       this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the failed deploy in state.json');
     }
@@ -360,7 +362,7 @@ export class ConfigWorker {
 
     const previous = this.service.origin;
     await this.service.stop();
-    await switchCurrent(this.confDir, desired.id);
+    await withReleasesLock(this.confDir, () => switchCurrent(this.confDir, desired.id));
     this.status = { ...this.status, currentId: desired.id, currentRevision: desired.revision };
     if (service) {
       this.setPhase('service');
@@ -372,7 +374,7 @@ export class ConfigWorker {
     }
     // From here the release is live: bookkeeping that fails must not report the deploy as failed.
     try {
-      await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired));
+      await withReleasesLock(this.confDir, async () => writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired)));
       await pruneReleases(this.confDir, this.settings.keep, [desired.id, ...(oldId ? [oldId] : [])]);
     } catch (error) {
       this.settings.log.warn({ err: error, configuration: this.name }, 'deployed, but recording state or pruning old releases failed');
@@ -418,14 +420,14 @@ export class ConfigWorker {
     const canRollBack = service.resolved.onFailure === 'rollback' && oldId !== undefined && await exists(path.join(this.confDir, 'releases', oldId));
     if (canRollBack) {
       await this.service.stop();
-      await switchCurrent(this.confDir, oldId);
+      await withReleasesLock(this.confDir, () => switchCurrent(this.confDir, oldId));
       this.status = { ...this.status, currentId: oldId, ...(oldRevision !== undefined ? { currentRevision: oldRevision } : {}) };
       if (previous?.releaseId === oldId) await this.service.startPrevious(previous);
       await writeHold(this.confDir, desired.id);
       throw new DeployFailure('SERVICE_UNHEALTHY', `the service of revision ${desired.revision} did not become healthy (${reason}); rolled back to ${oldRevision !== undefined ? `revision ${oldRevision}` : 'the previous release'}`);
     }
     this.serviceFailedId = desired.id;
-    await writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired)).catch(() => undefined);
+    await withReleasesLock(this.confDir, async () => writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired))).catch(() => undefined);
     const why = service.resolved.onFailure === 'stay' ? 'on-failure stay' : 'nothing to roll back to';
     throw new DeployFailure('SERVICE_UNHEALTHY', `the service of revision ${desired.revision} did not become healthy (${reason}); left running and supervised (${why})`);
   }

@@ -1,13 +1,20 @@
 /**
  * `strata agent rollback`: switches a configuration's `current` back to its previous release on
  * this machine alone — no server, well under a second — and holds the release it left, so a
- * running agent does not roll forward to it again until a new revision arrives.
+ * running agent does not roll forward to it again until a new revision arrives. It runs beside a
+ * running agent on purpose; the releases lock keeps it from meeting the agent's switch or prune.
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StrataError } from '../core/errors.ts';
 import { readCurrent, rollbackLocal } from './releases/index.ts';
 import { readHold, removeHold, writeHold } from './hold.ts';
+
+/**
+ * How long a rollback waits for the releases lock. The agent holds it for milliseconds at a time,
+ * so a wait this long means a stuck holder, and the operator hears so instead of a hung command.
+ */
+export const ROLLBACK_LOCK_WAIT_MS = 5_000;
 
 /** The configurations deployed under an agent directory (those with a `current` link). */
 async function deployedConfigurations(dir: string): Promise<string[]> {
@@ -20,7 +27,7 @@ async function deployedConfigurations(dir: string): Promise<string[]> {
 }
 
 /** Rolls one configuration back; `config` may be omitted when only one is deployed. */
-export async function rollbackConfiguration(dir: string, config?: string): Promise<{ configuration: string; from: string; to: string }> {
+export async function rollbackConfiguration(dir: string, config?: string, lockWaitMs = ROLLBACK_LOCK_WAIT_MS): Promise<{ configuration: string; from: string; to: string }> {
   const deployed = await deployedConfigurations(dir);
   const name = config ?? (deployed.length === 1 ? deployed[0] : undefined);
   if (!name) {
@@ -35,7 +42,7 @@ export async function rollbackConfiguration(dir: string, config?: string): Promi
   if (current !== undefined) await writeHold(confDir, current);
   let result: { from: string; to: string };
   try {
-    result = await rollbackLocal(confDir);
+    result = await rollbackLocal(confDir, lockWaitMs);
   } catch (error) {
     await (previous === undefined ? removeHold(confDir) : writeHold(confDir, previous));
     throw error;

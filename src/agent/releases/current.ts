@@ -9,6 +9,7 @@ import path from 'node:path';
 import { StrataError } from '../../core/errors.ts';
 import { syncDirectory } from '../../lib/atomic-file.ts';
 import { assertReleaseId, releasesDir } from './layout.ts';
+import { RELEASES_LOCK_WAIT_MS, withReleasesLock } from './releases-lock.ts';
 import { readState, writeState } from './state.ts';
 
 /** Path of a configuration directory's `current` symlink. */
@@ -16,7 +17,11 @@ export function currentLink(confDir: string): string {
   return path.join(confDir, 'current');
 }
 
-/** Atomically points `current` at `releases/<id>`, which must be a complete (committed) release. */
+/**
+ * Atomically points `current` at `releases/<id>`, which must be a complete (committed) release.
+ * Callers beside this module hold the releases lock (`withReleasesLock`), so the release cannot
+ * be pruned between the check here and the switch.
+ */
 export async function switchCurrent(confDir: string, id: string): Promise<void> {
   assertReleaseId(id);
   const release = path.join(releasesDir(confDir), id);
@@ -53,23 +58,27 @@ export async function readCurrent(confDir: string): Promise<string | undefined> 
  * Switches `current` back to the release deployed before it (per state.json's history, skipping
  * releases already pruned), with no network and no hook: an emergency lever. Repeated calls walk
  * further back. The agent will deploy the desired state again on its next poll unless the desired
- * state is changed (or the agent paused), so a server-side rollback is the lasting one.
+ * state is changed (or the agent paused), so a server-side rollback is the lasting one. It may run
+ * beside a running agent: it waits up to `lockWaitMs` for the releases lock, so that no prune can
+ * remove the release it picks before `current` points at it.
  */
-export async function rollbackLocal(confDir: string): Promise<{ from: string; to: string }> {
-  const from = await readCurrent(confDir);
-  if (from === undefined) throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} has no current release to roll back from`);
-  const state = await readState(confDir);
-  const history = state?.history ?? [];
-  let index = history.findLastIndex((record) => record.id === from);
-  if (index < 0) index = history.length;
-  for (let i = index - 1; i >= 0; i--) {
-    const record = history[i];
-    if (record === undefined || record.id === from) continue;
-    const stats = await lstat(path.join(releasesDir(confDir), record.id)).catch(() => undefined);
-    if (!stats?.isDirectory()) continue;
-    await switchCurrent(confDir, record.id);
-    if (state !== undefined) await writeState(confDir, { ...state, current: { ...record, deployedAt: new Date().toISOString() } });
-    return { from, to: record.id };
-  }
-  throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} keeps no release deployed before ${from}`, { details: { from } });
+export async function rollbackLocal(confDir: string, lockWaitMs = RELEASES_LOCK_WAIT_MS): Promise<{ from: string; to: string }> {
+  return withReleasesLock(confDir, async () => {
+    const from = await readCurrent(confDir);
+    if (from === undefined) throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} has no current release to roll back from`);
+    const state = await readState(confDir);
+    const history = state?.history ?? [];
+    let index = history.findLastIndex((record) => record.id === from);
+    if (index < 0) index = history.length;
+    for (let i = index - 1; i >= 0; i--) {
+      const record = history[i];
+      if (record === undefined || record.id === from) continue;
+      const stats = await lstat(path.join(releasesDir(confDir), record.id)).catch(() => undefined);
+      if (!stats?.isDirectory()) continue;
+      await switchCurrent(confDir, record.id);
+      if (state !== undefined) await writeState(confDir, { ...state, current: { ...record, deployedAt: new Date().toISOString() } });
+      return { from, to: record.id };
+    }
+    throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} keeps no release deployed before ${from}`, { details: { from } });
+  }, lockWaitMs);
 }

@@ -1,7 +1,8 @@
 /**
  * Where things live in a configuration directory (CONFDIR = DIR/<config name>/):
  * `releases/<id>/` complete releases, `releases/.tmp-*` unfinished or doomed ones,
- * `current` → `releases/<id>`, and `state.json`.
+ * `current` → `releases/<id>`, `state.json`, and `releases.lock`, under which they change
+ * (releases-lock.ts).
  */
 import path from 'node:path';
 import { StrataError } from '../../core/errors.ts';

@@ -2,7 +2,9 @@
  * Release directories: `CONFDIR/releases/<configuration id>/`, one per deployed id. A release is
  * unpacked under a temporary name (`.tmp-<id>-<random>`) and only renamed to its id once complete
  * and fsynced, so a directory named by an id is always a whole release, whatever crashed when.
- * Deploys and pruning of one CONFDIR must not run concurrently (the agent serialises them).
+ * Deploys and pruning of one CONFDIR must not run concurrently (the agent serialises them); what
+ * a local rollback may meet (`current`, the names of releases) changes only under the releases
+ * lock (releases-lock.ts), which pruning and discarding take themselves.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +15,7 @@ import path from 'node:path';
 import { syncDirectory } from '../../lib/atomic-file.ts';
 import { removeTree } from '../unpack/remove-tree.ts';
 import { readCurrent } from './current.ts';
+import { withReleasesLock } from './releases-lock.ts';
 import { assertReleaseId, releasesDir, TEMP_PREFIX } from './layout.ts';
 import { readState } from './state.ts';
 
@@ -112,7 +115,7 @@ export async function commitRelease(tempDir: string, finalDir: string): Promise<
   return { reused: false };
 }
 
-/** The atomic switch's link, which only this configuration's own deploy makes. */
+/** The atomic switch's link, made by the agent's deploys and by local rollbacks, both under the releases lock. */
 const SWITCH_LEFTOVER = /^current\.tmp-/;
 /** A hook's STATEFILE and an atomic write's temp file: also made by other writers (a local rollback, the service supervisor). */
 const WRITE_LEFTOVER = /^(\.statefile-|\..+\.[0-9a-f]{12}\.tmp$)/;
@@ -129,7 +132,10 @@ async function listReleases(confDir: string): Promise<Dirent[]> {
   }
 }
 
-/** Removes the switch's leftover links from CONFDIR and, `atStart`, other writers' old temp files; resolves with their names. */
+/**
+ * Removes the switch's leftover links from CONFDIR and, `atStart`, other writers' old temp files;
+ * resolves with their names. Only under the releases lock: a rollback's link lives for a moment.
+ */
 async function removeSwitchLeftovers(confDir: string, atStart: boolean): Promise<string[]> {
   const leftovers: string[] = [];
   const names: string[] = await readdir(confDir).catch((error: NodeJS.ErrnoException) => {
@@ -148,7 +154,10 @@ async function removeSwitchLeftovers(confDir: string, atStart: boolean): Promise
   return leftovers;
 }
 
-/** Removes the temporary trees among `entries` of `releases/`; resolves with their names. */
+/**
+ * Removes the temporary trees among `entries` of `releases/`; resolves with their names. Needs no
+ * lock: only the agent's own worker for this configuration makes them, and no rollback reads them.
+ */
 async function removeTempReleases(confDir: string, entries: Dirent[]): Promise<string[]> {
   const releases = releasesDir(confDir);
   const names = entries.map((entry) => entry.name).filter((name) => name.startsWith(TEMP_PREFIX));
@@ -166,21 +175,17 @@ async function removeTempReleases(confDir: string, entries: Dirent[]): Promise<s
  * later deploy fail; pruning after a deploy does it too. Resolves with the names removed.
  */
 export async function removeLeftovers(confDir: string, options: { atStart?: boolean } = {}): Promise<string[]> {
-  const leftovers = await removeSwitchLeftovers(confDir, options.atStart === true);
+  if (!(await lstat(confDir).then(() => true, () => false))) return []; // nothing deployed yet: nothing to lock either
+  const leftovers = await withReleasesLock(confDir, () => removeSwitchLeftovers(confDir, options.atStart === true));
   return [...leftovers, ...(await removeTempReleases(confDir, await listReleases(confDir)))];
 }
 
 /**
- * Removes releases beyond the newest `keep` (newest = most recently deployed per state.json's
- * history; releases the history no longer mentions count as older, by mtime), never the current
- * one or any in `protect`; also removes the leftovers of interrupted deploys (as `removeLeftovers`),
- * from the same one listing of `releases/`.
+ * The releases to prune among `entries` of `releases/`: those beyond the newest `keep` (newest =
+ * most recently deployed per state.json's history; releases the history no longer mentions count
+ * as older, by mtime), never the current one, by the link or by state.json, or any in `protect`.
  */
-export async function pruneReleases(confDir: string, keep: number, protect: string[] = []): Promise<{ removed: string[]; leftovers: string[] }> {
-  const releases = releasesDir(confDir);
-  const switchLeftovers = await removeSwitchLeftovers(confDir, false);
-  const entries = await listReleases(confDir);
-  const leftovers = [...switchLeftovers, ...(await removeTempReleases(confDir, entries))];
+async function releasesToPrune(confDir: string, entries: Dirent[], keep: number, protect: string[]): Promise<string[]> {
   const state = await readState(confDir);
   const current = await readCurrent(confDir);
   const rank = new Map<string, number>();
@@ -188,7 +193,7 @@ export async function pruneReleases(confDir: string, keep: number, protect: stri
   const candidates: { id: string; rank: number; mtime: number }[] = [];
   for (const entry of entries) {
     if (!entry.name.startsWith(TEMP_PREFIX) && entry.isDirectory()) {
-      const { mtimeMs } = await lstat(path.join(releases, entry.name));
+      const { mtimeMs } = await lstat(path.join(releasesDir(confDir), entry.name));
       candidates.push({ id: entry.name, rank: rank.get(entry.name) ?? -1, mtime: mtimeMs });
     }
   }
@@ -196,38 +201,67 @@ export async function pruneReleases(confDir: string, keep: number, protect: stri
   const kept = new Set([...candidates.slice(0, Math.max(0, keep)).map((c) => c.id), ...protect]);
   if (current !== undefined) kept.add(current);
   if (state?.current) kept.add(state.current.id);
-  const removed: string[] = [];
-  for (const { id } of candidates) {
-    if (kept.has(id)) continue;
-    await removeRelease(releases, id);
-    removed.push(id);
-  }
-  if (removed.length > 0) await syncDirectory(releases);
-  return { removed, leftovers };
+  return candidates.map((c) => c.id).filter((id) => !kept.has(id));
 }
 
-/** Removes `releases/<id>`, renaming it first: a crash halfway through must not leave a partial tree under a release's name. */
-async function removeRelease(releases: string, id: string): Promise<void> {
+/**
+ * Removes releases beyond the newest `keep`, never the current one or any in `protect` (see
+ * releasesToPrune); also removes the leftovers of interrupted deploys (as `removeLeftovers`), from
+ * the same one listing of `releases/`. The releases lock is held only while the releases are
+ * picked and renamed away, so `current` cannot move to one of them meanwhile; their trees, which
+ * can be large, are removed after it is let go.
+ */
+export async function pruneReleases(confDir: string, keep: number, protect: string[] = []): Promise<{ removed: string[]; leftovers: string[] }> {
+  const releases = releasesDir(confDir);
+  const picked = await withReleasesLock(confDir, async () => {
+    const switchLeftovers = await removeSwitchLeftovers(confDir, false);
+    const entries = await listReleases(confDir);
+    const removed = await releasesToPrune(confDir, entries, keep, protect);
+    const doomed: string[] = [];
+    for (const id of removed) doomed.push(await detachRelease(releases, id));
+    if (removed.length > 0) await syncDirectory(releases);
+    return { switchLeftovers, entries, removed, doomed };
+  });
+  const leftovers = [...picked.switchLeftovers, ...(await removeTempReleases(confDir, picked.entries))];
+  for (const tree of picked.doomed) await removeTree(tree);
+  if (picked.doomed.length > 0) await syncDirectory(releases);
+  return { removed: picked.removed, leftovers };
+}
+
+/**
+ * Renames `releases/<id>` to a temporary name and resolves with it: once renamed it is no release
+ * (a crash while its tree is removed leaves only debris), and the rename is quick enough to make
+ * under the releases lock.
+ */
+async function detachRelease(releases: string, id: string): Promise<string> {
   const doomed = path.join(releases, `${TEMP_PREFIX}removed-${id}-${randomBytes(6).toString('hex')}`);
   await rename(path.join(releases, id), doomed);
-  await syncDirectory(releases);
-  await removeTree(doomed);
+  return doomed;
 }
 
 /**
  * Removes release `id` unless it is current (by the link or by state.json) or missing: a hook that
  * failed, was stopped or died with its agent may have changed it, and the next attempt must start
- * from a fresh unpack, not from what that hook left. Resolves with whether it was removed.
+ * from a fresh unpack, not from what that hook left. Resolves with whether it was removed. Once
+ * it is renamed away it is never reused, even when removing its tree then fails (that debris goes
+ * with the next prune or start).
  */
 export async function discardRelease(confDir: string, id: string): Promise<boolean> {
   assertReleaseId(id);
-  if ((await readCurrent(confDir)) === id || (await readState(confDir).catch(() => undefined))?.current?.id === id) return false;
   const releases = releasesDir(confDir);
-  try {
-    await removeRelease(releases, id);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
+  const doomed = await withReleasesLock(confDir, async () => {
+    if ((await readCurrent(confDir)) === id || (await readState(confDir).catch(() => undefined))?.current?.id === id) return undefined;
+    let renamed: string;
+    try {
+      renamed = await detachRelease(releases, id);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    await syncDirectory(releases);
+    return renamed;
+  });
+  if (doomed === undefined) return false;
+  await removeTree(doomed);
   return true;
 }

@@ -83,7 +83,11 @@ export async function readState(confDir: string): Promise<ReleaseState | undefin
   return shaped as ReleaseState;
 }
 
-/** Writes `state.json` atomically (temp file, fsync, rename, fsync), trimming history to its limit. */
+/**
+ * Writes `state.json` atomically (temp file, fsync, rename, fsync), trimming history to its limit.
+ * Callers beside this module hold the releases lock around their read and this write, so a local
+ * rollback's write is never lost between them.
+ */
 export async function writeState(confDir: string, state: ReleaseState): Promise<void> {
   const trimmed: ReleaseState = { ...state, history: state.history.slice(-HISTORY_LIMIT) };
   await writeFileAtomic(stateFilePath(confDir), `${JSON.stringify(trimmed, null, 2)}\n`);
