@@ -476,7 +476,7 @@ describe('agent faults against a real server', () => {
     await waitFor('v2 deployed', async () => (await read(path.join(dir, 'orphan', 'current', 'v.txt'))) === 'two');
     for (const pid of hookPids) assert.equal(await gone(pid), true, `hook process ${pid} stopped by the restarted agent`);
     assert.match(running.logs(), /stopped a hook an earlier agent left running/);
-    assert.match(running.logs(), /removed the release: an earlier agent died while its hook ran/);
+    assert.match(running.logs(), /removed the release: an earlier agent's hook changed it and did not succeed/);
     assert.equal(await stat(path.join(dir, 'orphan', 'releases', v1)).catch(() => undefined), undefined, 'the release that hook was changing is gone');
     assert.equal(await stat(path.join(dir, 'orphan', 'hook.json')).catch(() => undefined), undefined, 'no hook recorded once none runs');
     await running.stop();
@@ -527,6 +527,47 @@ describe('agent faults against a real server', () => {
     assert.equal(((await read(runs)) ?? '').split('\n').filter(Boolean).length, 2, 'one failed run, one that succeeded');
     assert.equal(await read(path.join(dir, 'dirty', 'current', 'v.txt')), 'one\nchanged\n', 'only the successful run\'s change is in the release');
     assert.match(running.logs(), /removed the release: its hook did not succeed/);
+    await running.stop();
+  });
+
+  it('never reuses a release a failed hook changed that cannot be removed, and removes it at the next start', async (t) => {
+    // Root may not rename an immutable directory; anyone else may not rename in a directory it cannot write.
+    const root0 = process.getuid?.() === 0;
+    if (root0) {
+      const probe = await mkdtemp(path.join(root, 'chattr-'));
+      const usable = await run('chattr', ['+i', probe]).then(() => run('chattr', ['-i', probe])).then(() => true, () => false);
+      if (!usable) return t.skip('running as root where chattr +i does not work, so nothing can make a release undeletable');
+    }
+    const dir = path.join(root, 'agent-undeletable');
+    const releases = path.join(dir, 'undel', 'releases');
+    const runs = path.join(root, 'undel-hook.runs');
+    // Changes the release, makes it undeletable and fails, the first time only.
+    const pin = root0 ? 'chattr +i "$NEWROOT"' : 'chmod 555 "$(dirname "$NEWROOT")"';
+    const hook = await writeScript(path.join(root, 'undel-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\nif [ "$(wc -l < ${JSON.stringify(runs)})" -lt 2 ]; then ${pin}; exit 1; fi\nexit 0\n`);
+    await push('undel', 'v1', { 'v.txt': 'one\n' });
+    await ok(['addconf', '--name', 'undel', '--layer', 'undel:v1']);
+    const v1 = (await showconf('undel')).id;
+    const unpin = async (): Promise<void> => {
+      await (root0 ? run('chattr', ['-i', path.join(releases, v1)]) : run('chmod', ['755', releases])).catch(() => undefined);
+    };
+    t.after(unpin);
+    const args = ['--track', 'undel', '--hook', hook, '--retry-base', '100ms', '--retry-cap', '500ms'];
+    let running = agent({ server, dir, name: 'undel-1', token, args });
+    const refused = await reported('undel-1', 'undel', (s) => s.error?.code === 'RELEASE_NOT_REMOVED');
+    assert.match(refused.error!.message, /^the release a failed hook changed cannot be removed, and is not reused: /);
+    assert.match(running.logs(), /could not remove a release a hook may have changed/);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // several retries
+    assert.equal(((await read(runs)) ?? '').split('\n').filter(Boolean).length, 1, 'no hook ran again on the changed release');
+    assert.equal(await currentId(path.join(dir, 'undel')), undefined);
+    assert.deepEqual(JSON.parse((await read(path.join(dir, 'undel', 'hook.json'))) ?? '{}'), { discard: [v1] }, 'recorded for the next start');
+    await running.stop('SIGKILL');
+
+    await unpin();
+    running = agent({ dir, args });
+    await waitFor('v1 deployed after the restart', async () => (await currentId(path.join(dir, 'undel'))) === v1);
+    assert.match(running.logs(), /removed the release: an earlier agent's hook changed it and did not succeed/);
+    assert.equal(await read(path.join(dir, 'undel', 'current', 'v.txt')), 'one\nchanged\n', 'unpacked afresh: only the successful run\'s change');
+    assert.equal(await stat(path.join(dir, 'undel', 'hook.json')).catch(() => undefined), undefined, 'nothing left to remove, nothing recorded');
     await running.stop();
   });
 

@@ -9,7 +9,7 @@ import { chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { hookEnvironment } from '../src/agent/hook/hook-environment.ts';
-import { recordHook, stopOrphanHook } from '../src/agent/hook/hook-record.ts';
+import { forgetHook, recordHook, stopOrphanHook } from '../src/agent/hook/hook-record.ts';
 import { runHook } from '../src/agent/hook/run-hook.ts';
 import { groupAlive, processStat, signalGroup } from '../src/agent/service/proc.ts';
 import { writeStateFile } from '../src/agent/hook/state-file.ts';
@@ -205,10 +205,11 @@ describe('stopOrphanHook', () => {
     const exited = once(child, 'exit');
     await recordHook(dir, child.pid!, 'rel-1');
     const discarded: string[] = [];
-    const discard = async (release: string): Promise<void> => {
+    const discard = async (release: string): Promise<boolean> => {
       // Before the record goes: a crash right here must still find the release next time.
       await readFile(path.join(dir, 'hook.json'));
       discarded.push(release);
+      return true;
     };
     assert.deepEqual(await stopOrphanHook(dir, 2000, discard), { stopped: child.pid, release: 'rel-1' });
     assert.deepEqual(discarded, ['rel-1']);
@@ -236,6 +237,39 @@ describe('stopOrphanHook', () => {
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' }, 'a stale record is forgotten');
     await writeFile(path.join(dir, 'hook.json'), '{"pid": 12');
     assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: undefined, release: undefined }, 'a torn record names nothing');
+  });
+
+  it('keeps recording a release whose removal failed, until a later start removes it', async (t) => {
+    const dir = await tempDir(t);
+    const record = async (): Promise<unknown> => JSON.parse(await readFile(path.join(dir, 'hook.json'), 'utf8'));
+    const hook = spawn('sh', ['-c', 'read line'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    t.after(() => signalGroup(hook.pid!, 'SIGKILL'));
+    await recordHook(dir, hook.pid!, 'rel-3', ['rel-1']);
+    assert.deepEqual((await record() as { discard?: string[] }).discard, ['rel-1'], 'a new hook\'s record carries the earlier failure');
+    const exited = once(hook, 'exit');
+    hook.stdin!.end('\n');
+    await exited;
+    const stuck = new Set(['rel-1', 'rel-3']);
+    const tried: string[] = [];
+    const discard = async (release: string): Promise<boolean> => {
+      tried.push(release);
+      return !stuck.has(release);
+    };
+    assert.deepEqual(await stopOrphanHook(dir, 2000, discard), { stopped: undefined, release: 'rel-3' });
+    assert.deepEqual(tried.sort(), ['rel-1', 'rel-3']);
+    assert.deepEqual(await record(), { discard: ['rel-3', 'rel-1'] }, 'both stay recorded for the next start');
+    stuck.delete('rel-3');
+    tried.length = 0;
+    assert.deepEqual(await stopOrphanHook(dir, 2000, discard), { stopped: undefined, release: undefined });
+    assert.deepEqual(tried.sort(), ['rel-1', 'rel-3']);
+    assert.deepEqual(await record(), { discard: ['rel-1'] }, 'only the one still there');
+    stuck.clear();
+    await stopOrphanHook(dir, 2000, discard);
+    await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' }, 'forgotten once every release is gone');
+    await forgetHook(dir, ['rel-4']);
+    assert.deepEqual(await record(), { discard: ['rel-4'] }, 'a hook that ended leaves only what could not be removed');
+    await forgetHook(dir);
+    await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' });
   });
 });
 

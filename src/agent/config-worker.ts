@@ -116,6 +116,11 @@ export class ConfigWorker {
   readonly service: ServiceSlot;
   /** A release left current with an unhealthy service (`on-failure stay`): failed until it turns healthy. */
   private serviceFailedId: string | undefined;
+  /**
+   * Releases a hook left changed whose removal failed, with why: never reused, removed again
+   * before the next deploy, and kept in hook.json so that the next start removes them too.
+   */
+  private readonly undiscarded = new Map<string, string>();
 
   constructor(name: string, settings: WorkerSettings) {
     this.name = name;
@@ -236,9 +241,10 @@ export class ConfigWorker {
 
   /**
    * Before the first step: takes over the backoff of a failure an earlier agent recorded, stops a
-   * hook an earlier agent that died left running, then removes the debris of a deploy a crash
-   * interrupted, which may be what fills the disk. Failing here is logged, never fatal: the
-   * deploy that follows reports what is really wrong.
+   * hook an earlier agent that died left running and removes the releases its record names (see
+   * stopOrphanHook), then removes the debris of a deploy a crash interrupted, which may be what
+   * fills the disk. Failing here is logged, never fatal: the deploy that follows reports what is
+   * really wrong.
    */
   private async sweep(): Promise<void> {
     const log = this.settings.log;
@@ -251,7 +257,7 @@ export class ConfigWorker {
       this.restoredFailure = failed;
     }
     try {
-      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS, (release) => this.discard(release, 'an earlier agent died while its hook ran'));
+      const orphan = await stopOrphanHook(this.confDir, HOOK_KILL_GRACE_MS, (release) => this.discard(release, 'an earlier agent\'s hook changed it and did not succeed'));
       if (orphan.stopped !== undefined) log.warn({ configuration: this.name, pid: orphan.stopped }, 'stopped a hook an earlier agent left running');
     } catch (error) {
       log.warn({ err: error, configuration: this.name }, 'could not stop the hook an earlier agent left running');
@@ -330,6 +336,7 @@ export class ConfigWorker {
   private async deploy(desired: Configuration, signal: AbortSignal): Promise<void> {
     const { cache, limits } = this.settings;
     this.setPhase('downloading');
+    if (this.undiscarded.size > 0) await this.retryDiscards(desired.id);
     const release = await prepareRelease(this.confDir, desired.id);
     // A release directory named by this id is complete (it only gets the name once whole): reuse it.
     if (await exists(release.finalDir)) {
@@ -385,14 +392,38 @@ export class ConfigWorker {
 
   /**
    * Removes a release a hook worked on without succeeding (never the current one), so the next
-   * attempt unpacks it afresh from the cached blobs; failing to is logged, not fatal.
+   * attempt unpacks it afresh from the cached blobs. Failing to is logged, not fatal; resolves
+   * false when the release is still there, which `undiscarded` then keeps from being reused.
    */
-  private async discard(id: string, why: string): Promise<void> {
+  private async discard(id: string, why: string): Promise<boolean> {
     try {
       if (await discardRelease(this.confDir, id)) this.settings.log.info({ configuration: this.name, release: id }, `removed the release: ${why}`);
+      this.undiscarded.delete(id);
+      return true;
     } catch (error) {
-      this.settings.log.warn({ err: error, configuration: this.name, release: id }, 'could not remove a release a hook may have changed');
+      const stillThere = await exists(path.join(this.confDir, 'releases', id));
+      this.settings.log.warn({ err: error, configuration: this.name, release: id, stillThere }, 'could not remove a release a hook may have changed');
+      // Renamed away before removing its tree failed: no release any more, only debris that the
+      // next prune or start removes.
+      if (!stillThere) {
+        this.undiscarded.delete(id);
+        return true;
+      }
+      this.undiscarded.set(id, (error as Error).message);
+      return false;
     }
+  }
+
+  /**
+   * Tries again to remove the releases whose removal failed, and keeps hook.json in step (no hook
+   * runs now). Throws when `id`'s is still there: that tree is not what its layers say, and an
+   * unpack cannot replace it while it holds the name.
+   */
+  private async retryDiscards(id: string): Promise<void> {
+    for (const release of [...this.undiscarded.keys()]) await this.discard(release, 'an earlier removal had failed');
+    await forgetHook(this.confDir, [...this.undiscarded.keys()]);
+    const reason = this.undiscarded.get(id);
+    if (reason !== undefined) throw new DeployFailure('RELEASE_NOT_REMOVED', `the release a failed hook changed cannot be removed, and is not reused: ${reason}`);
   }
 
   /**
@@ -461,15 +492,16 @@ export class ConfigWorker {
       });
       let recording: Promise<void> | undefined;
       const onSpawn = (pid: number): void => {
-        recording = recordHook(this.confDir, pid, desired.id).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
+        recording = recordHook(this.confDir, pid, desired.id, [...this.undiscarded.keys()]).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
       };
       const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal, onSpawn });
       await recording;
       // A hook that ran and did not succeed may have half-changed NEWROOT: the next attempt unpacks
-      // afresh. Removed before the hook's record goes, so a crash in between still finds it.
+      // afresh. Removed before the hook's record goes, so a crash in between still finds it; a
+      // release that could not be removed stays recorded.
       const succeeded = !result.aborted && result.spawnError === undefined && !result.timedOut && result.exitCode === 0;
       if (recording !== undefined && !succeeded) await this.discard(desired.id, 'its hook did not succeed');
-      await forgetHook(this.confDir);
+      await forgetHook(this.confDir, [...this.undiscarded.keys()]);
       // Kept for the `logs` order; losing it must not fail the deploy.
       await writeLastHookLog(this.confDir, result.output).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the hook output'));
       if (result.aborted) signal.throwIfAborted();

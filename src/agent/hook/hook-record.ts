@@ -4,7 +4,8 @@
  * ends. The hook runs in its own process group, so it outlives an agent killed with SIGKILL; the
  * next start finds the record and stops that group before it runs a hook again, instead of
  * letting two hooks work on the same release, and learns which release a hook may have left
- * half-changed.
+ * half-changed. A release such a hook left that the agent could not remove stays in the record
+ * (`discard`) after the hook ends, until a removal succeeds, so the next start tries again.
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,6 +21,8 @@ interface HookRecord {
   bootId: string;
   /** The id of the release the hook works on (NEWROOT's directory name). */
   release: string;
+  /** Releases earlier hooks left changed whose removal failed: still to be removed, never reused. */
+  discard?: string[];
 }
 
 /** What an earlier agent's record says: the hook stopped now, if it still ran, and its release. */
@@ -39,16 +42,24 @@ async function bootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
 }
 
-/** Records the hook that just started as `pid`, working on `release`; a hook already gone is not recorded. */
-export async function recordHook(confDir: string, pid: number, release: string): Promise<void> {
+/**
+ * Records the hook that just started as `pid`, working on `release`, with the releases still to
+ * be removed (`undiscarded`, see forgetHook); a hook already gone is not recorded.
+ */
+export async function recordHook(confDir: string, pid: number, release: string, undiscarded: readonly string[] = []): Promise<void> {
   const startTime = (await processStat(pid))?.startTime;
   if (startTime === undefined) return;
-  await writeFileAtomic(recordPath(confDir), `${JSON.stringify({ pid, startTime, bootId: await bootId(), release } satisfies HookRecord)}\n`);
+  const record: HookRecord = { pid, startTime, bootId: await bootId(), release, ...(undiscarded.length > 0 ? { discard: [...undiscarded] } : {}) };
+  await writeFileAtomic(recordPath(confDir), `${JSON.stringify(record)}\n`);
 }
 
-/** Forgets the recorded hook (it ended). */
-export async function forgetHook(confDir: string): Promise<void> {
-  await rm(recordPath(confDir), { force: true });
+/**
+ * Forgets the recorded hook (it ended), but not the releases in `undiscarded`: ones a hook left
+ * changed whose removal failed, which the next start removes before it deploys anything.
+ */
+export async function forgetHook(confDir: string, undiscarded: readonly string[] = []): Promise<void> {
+  if (undiscarded.length === 0) await rm(recordPath(confDir), { force: true });
+  else await writeFileAtomic(recordPath(confDir), `${JSON.stringify({ discard: [...undiscarded] } satisfies Partial<HookRecord>)}\n`);
 }
 
 /**
@@ -56,23 +67,30 @@ export async function forgetHook(confDir: string): Promise<void> {
  * then SIGKILL after `graceMs`. Only while the hook itself still runs — the same pid, start time
  * and boot — so never a group whose number was handed out again, nor daemons a hook that ended
  * left behind on purpose. A group it may not signal (EPERM) is left alone. The release that hook
- * worked on may be half-changed: unless the hook may still be running, `discard` gets it before
- * the record is forgotten, so a crash in between cannot lose track of it.
+ * worked on may be half-changed: unless the hook may still be running, `discard` gets it, and the
+ * releases earlier removals left, before the record is forgotten, so a crash in between cannot
+ * lose track of them. `discard` resolves false when a release is still there: that one stays
+ * recorded for the next start.
  */
-export async function stopOrphanHook(confDir: string, graceMs: number, discard: (release: string) => Promise<void> = async () => undefined): Promise<OrphanHook> {
+export async function stopOrphanHook(confDir: string, graceMs: number, discard: (release: string) => Promise<boolean> = async () => true): Promise<OrphanHook> {
   let record: Partial<HookRecord> = {};
   try {
     record = (JSON.parse(await readFile(recordPath(confDir), 'utf8').catch(() => '{}')) ?? {}) as Partial<HookRecord>;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
   }
+  let undiscarded = (Array.isArray(record.discard) ? record.discard : []).filter((id): id is string => typeof id === 'string' && isReleaseId(id));
   try {
     const { stopped, mayRun } = await stopRecorded(record, graceMs);
     const release = !mayRun && typeof record.release === 'string' && isReleaseId(record.release) ? record.release : undefined;
-    if (release !== undefined) await discard(release);
+    const failed: string[] = [];
+    for (const id of new Set([...(release !== undefined ? [release] : []), ...undiscarded])) {
+      if (!(await discard(id))) failed.push(id);
+    }
+    undiscarded = failed;
     return { stopped, release };
   } finally {
-    await forgetHook(confDir);
+    await forgetHook(confDir, undiscarded);
   }
 }
 
