@@ -83,7 +83,7 @@ export function registerAgent(program: Command, context: CliContext): void {
     .option('--hook <path>', 'program run after unpacking, before switching (deploy-tools environment)')
     .option('--hook-timeout <duration>', 'how long the hook may run before it is killed', '10m')
     .option('--poll <duration>', 'how often to re-read the desired state in full', '30s')
-    .option('--keep <n>', 'releases to keep per configuration for instant rollback', '3')
+    .option('--keep <n>', 'releases to keep per configuration for instant rollback (the one the current release replaced always stays too)', '3')
     .option('--max-files <n>', 'most files a release may unpack to', '1000000')
     .option('--max-unpacked <size>', 'largest total size a release may unpack to', '64GiB')
     .option('--retry-base <duration>', 'first wait before retrying a failed deploy (it doubles, with jitter)', '5s')
