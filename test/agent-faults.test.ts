@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
-import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
+import { requestLog, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
 import { writeScript } from './helpers/service-release.ts';
 
@@ -127,24 +127,6 @@ class ThrottlingProxy {
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
-}
-
-/** The server's request log: one entry per request, with its method, URL and status. */
-function requestLog(logs: string): { method: string; url: string; status?: number }[] {
-  const requests = new Map<string, { method: string; url: string; status?: number }>();
-  for (const line of logs.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let entry: { reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (!entry.reqId) continue;
-    if (entry.req) requests.set(entry.reqId, { method: entry.req.method, url: entry.req.url });
-    else if (entry.res && requests.has(entry.reqId)) requests.get(entry.reqId)!.status = entry.res.statusCode;
-  }
-  return [...requests.values()];
 }
 
 /** The GET requests for one blob the server has logged so far. */

@@ -19,7 +19,7 @@ export async function joinToken(server: TestServer): Promise<string> {
   return (await readFile(path.join(server.dataDir, 'join-token'), 'utf8')).trim();
 }
 
-/** Starts `strata agent` in the background with fast polling and retries. */
+/** Starts `strata agent` in the background with fast polling and retries; `args` come last, so `--poll 10m` there wins. */
 export function startAgent(options: { server?: TestServer; dir: string; name?: string; token?: string; args?: string[]; env?: Record<string, string> }): TestAgent {
   const args = [CLI, 'agent', '--dir', options.dir, '--poll', '2s', '--retry-base', '300ms', '--retry-cap', '2s', '--log-level', 'debug'];
   if (options.server) args.push('--server', options.server.url);
@@ -43,6 +43,20 @@ export function startAgent(options: { server?: TestServer; dir: string; name?: s
       return code as number | null;
     },
   };
+}
+
+/** The agent's JSON log lines so far, parsed; a line not yet whole (or not JSON) is left out. */
+export function logEntries(agent: TestAgent): Record<string, unknown>[] {
+  const entries: Record<string, unknown>[] = [];
+  for (const line of agent.logs().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      entries.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // The last line may still be arriving.
+    }
+  }
+  return entries;
 }
 
 /** Polls `check` until it returns a value (not undefined/false) or the time runs out. */

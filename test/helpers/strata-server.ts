@@ -114,6 +114,32 @@ export async function startServer(dataDir: string, extraArgs: string[] = [], opt
   };
 }
 
+/** One request as the server logged it; `answeredAt` is when it logged the response (ms since the epoch, its own clock). */
+export interface LoggedRequest {
+  method: string;
+  url: string;
+  status?: number;
+  answeredAt?: number;
+}
+
+/** The server's request log (its stderr, `TestServer.logs()`): one entry per request, in arrival order. */
+export function requestLog(logs: string): LoggedRequest[] {
+  const requests = new Map<string, LoggedRequest>();
+  for (const line of logs.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { reqId?: string; time?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!entry.reqId) continue;
+    if (entry.req) requests.set(entry.reqId, { method: entry.req.method, url: entry.req.url });
+    else if (entry.res && requests.has(entry.reqId)) Object.assign(requests.get(entry.reqId)!, { status: entry.res.statusCode, answeredAt: Date.parse(entry.time ?? '') });
+  }
+  return [...requests.values()];
+}
+
 /** What a CLI run printed and how it exited. */
 export interface CliResult {
   code: number;
