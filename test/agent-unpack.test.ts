@@ -1,12 +1,14 @@
 /**
- * Agent-side layer extraction on real files: layering, whiteouts, modes, zip layers, and each
- * refusal rule, checking after every refusal that the half-built tree is gone.
+ * Agent-side layer extraction on real files: layering, whiteouts, modes, zip layers, each
+ * refusal rule, and a full disk (its errors injected into the writes), checking after every
+ * refusal that the half-built tree is gone.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import fs, { existsSync, readlinkSync } from 'node:fs';
 import { lstat, readFile, readlink, readdir, stat, symlink, mkdir, writeFile } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { Header, type HeaderData } from 'tar';
@@ -348,4 +350,98 @@ describe('unpackLayers refusals', () => {
     await assert.rejects(unpackLayers({ layers: input, target, limits: LIMITS, signal: controller.signal }), { name: 'AbortError' });
     assert.equal(existsSync(target), false);
   });
+});
+
+describe('unpackLayers on a full disk', () => {
+  type Errno = 'ENOSPC' | 'EDQUOT';
+
+  /** The error a write or create gets from a full disk (or a spent quota), shaped as Node's own. */
+  function noSpace(code: Errno, syscall: string, file: string): NodeJS.ErrnoException {
+    const text = code === 'ENOSPC' ? 'no space left on device' : 'disk quota exceeded';
+    return Object.assign(new Error(`${code}: ${text}, ${syscall} '${file}'`), { code, errno: code === 'ENOSPC' ? -28 : -122, syscall, path: file });
+  }
+
+  /**
+   * Runs `work` while the disk under `dir` is full: file data written there past `bytes` in all
+   * (a short write first, then the error), or files created there past `files`, fail with `code`,
+   * as the kernel fails them. Node's fs is patched for that time only, and
+   * syncBuiltinESMExports carries the patch to the named imports of tree-writer.ts; writes
+   * anywhere else pass through.
+   */
+  async function withFullDisk<T>(dir: string, limits: { code: Errno; bytes?: number; files?: number }, work: () => Promise<T>): Promise<T> {
+    const inside = (file: string): boolean => file.startsWith(`${dir}${path.sep}`);
+    const fdPath = (fd: number): string => readlinkSync(`/proc/self/fd/${fd}`);
+    const realWrite = fs.writeSync;
+    const realOpen = fs.openSync;
+    let written = 0;
+    let created = 0;
+    // The tree writer writes a Buffer with an offset and a length; any other call passes through untouched.
+    const write = mock.method(fs, 'writeSync', (...args: unknown[]): number => {
+      const [fd, buffer, offset, length] = args as [number, Buffer, number, number];
+      if (limits.bytes === undefined || !inside(fdPath(fd))) return Reflect.apply(realWrite, fs, args) as number;
+      const room = limits.bytes - written;
+      if (room <= 0) throw noSpace(limits.code, 'write', fdPath(fd));
+      const count = realWrite(fd, buffer, offset, Math.min(length, room));
+      written += count;
+      return count;
+    });
+    const open = mock.method(fs, 'openSync', (...args: unknown[]): number => {
+      const [file, flags] = args;
+      if (limits.files !== undefined && inside(String(file)) && typeof flags === 'number' && (flags & fs.constants.O_CREAT) !== 0) {
+        if (created >= limits.files) throw noSpace(limits.code, 'open', String(file));
+        created += 1;
+      }
+      return Reflect.apply(realOpen, fs, args) as number;
+    });
+    syncBuiltinESMExports();
+    try {
+      return await work();
+    } finally {
+      write.mock.restore();
+      open.mock.restore();
+      syncBuiltinESMExports();
+    }
+  }
+
+  /** Every path under `dir` with what it holds (file bytes, link target, or a directory marker). */
+  async function snapshot(dir: string): Promise<Record<string, string>> {
+    const found: Record<string, string> = {};
+    for (const name of (await readdir(dir, { recursive: true })).sort()) {
+      const file = path.join(dir, name);
+      const stats = await lstat(file);
+      found[name] = stats.isSymbolicLink() ? `-> ${await readlink(file)}` : stats.isDirectory() ? 'dir' : (await readFile(file)).toString('base64');
+    }
+    return found;
+  }
+
+  const cases: { name: string; limits: { code: Errno; bytes?: number; files?: number } }[] = [
+    { name: 'the disk fills up in the middle of a file', limits: { code: 'ENOSPC', bytes: 100 * 1024 } },
+    { name: 'no inode is left for the next file', limits: { code: 'ENOSPC', files: 3 } },
+    { name: 'the agent\'s disk quota runs out', limits: { code: 'EDQUOT', bytes: 100 * 1024 } },
+  ];
+  for (const { name, limits } of cases) {
+    it(`fails with INSUFFICIENT_STORAGE when ${name}, removes the half-built release and touches nothing else`, async (t) => {
+      // A configuration directory as the agent keeps it: a current release, and the cached layer beside.
+      const dir = await tempDir(t);
+      const confDir = path.join(dir, 'site');
+      await mkdir(path.join(confDir, 'releases', 'old', 'app'), { recursive: true });
+      await writeFile(path.join(confDir, 'releases', 'old', 'app', 'index.html'), 'old release');
+      await symlink(path.join('releases', 'old'), path.join(confDir, 'current'));
+      const input = await layers(dir, {
+        base: tarBytes([{ path: 'app/' }, { path: 'app/a.txt', body: 'a' }, { path: 'app/b.txt', body: 'b' }]),
+        code: gzipSync(tarBytes([{ path: 'app/big.bin', body: Buffer.alloc(1024 * 1024, 7) }, { path: 'app/c.txt', body: 'c' }, { path: 'app/d.txt', body: 'd' }])),
+      });
+      const before = await snapshot(dir);
+      const target = path.join(confDir, 'releases', '.tmp-new');
+
+      await withFullDisk(confDir, limits, () => refused(
+        unpackLayers({ layers: input, target, limits: LIMITS }), target, 'INSUFFICIENT_STORAGE',
+        /^no space left on the device while unpacking layer "code" into .*\.tmp-new$/,
+      ));
+      assert.deepEqual(await snapshot(dir), before, 'only the half-built release was there to remove');
+      // Once there is room again, the same layers unpack into the same place.
+      await unpackLayers({ layers: input, target, limits: LIMITS });
+      assert.equal((await stat(path.join(target, 'app', 'big.bin'))).size, 1024 * 1024);
+    });
+  }
 });
