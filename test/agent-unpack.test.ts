@@ -11,32 +11,14 @@ import path from 'node:path';
 import { describe, it, mock } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
-import { Header, type HeaderData } from 'tar';
 import { unpackLayers, type UnpackLimits } from '../src/agent/unpack/unpack-layers.ts';
 import { StrataError } from '../src/core/errors.ts';
 import type { ErrorCode } from '../src/protocol/error-codes.ts';
+import { tarBytes, type TarInput } from './helpers/tar-bytes.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { writeZip, type ZipEntryInput } from './helpers/zip-writer.ts';
 
 const LIMITS: UnpackLimits = { maxFiles: 1000, maxBytes: 10 * 1024 * 1024 };
-
-/** A tar entry to craft: header fields plus an optional body. */
-type TarInput = HeaderData & { body?: string | Buffer };
-
-/** Builds a tar with node-tar's Header, so hostile entries are easy to craft. */
-function tarBytes(entries: TarInput[], { endMarker = true } = {}): Buffer {
-  const blocks: Buffer[] = [];
-  for (const { body, ...data } of entries) {
-    const content = Buffer.from(body ?? '');
-    const header = Buffer.alloc(512);
-    const type = data.type ?? (data.path?.endsWith('/') ? 'Directory' : 'File');
-    const mode = data.mode ?? (type === 'Directory' ? 0o755 : 0o644);
-    new Header({ uid: 0, gid: 0, mtime: new Date(1_600_000_000_000), ...data, type, mode, size: content.length }).encode(header);
-    blocks.push(header, content, Buffer.alloc((512 - (content.length % 512)) % 512));
-  }
-  if (endMarker) blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 /** Writes layer files into `dir` and returns them as unpack input. */
 async function layers(dir: string, archives: Record<string, Buffer>): Promise<{ name: string; path: string }[]> {
