@@ -3,9 +3,9 @@
  * of a download (resumed with a Range request, verified blobs not fetched again) and of an
  * unpack, a full disk while unpacking, a server unreachable at the first start, an archive that
  * is only unsafe across layers, archives that break each unpack rule (put into the store past the
- * upload's inspection) or the agent's limits, a missing hook, and a tracked
- * configuration that does not exist yet. In every case the previous release stays current until
- * the new one is whole.
+ * upload's inspection) or the agent's limits, a missing hook, a hook that outlives its timeout,
+ * and a tracked configuration that does not exist yet. In every case the previous release stays
+ * current until the new one is whole.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -533,6 +533,41 @@ describe('agent faults against a real server', () => {
     assert.equal(await waitFor('v2 deployed with the real hook', async () => (await read(path.join(confDir, 'current', 'h.txt'))) === 'h2' && 'h2'), 'h2');
     const deployed = await reported('hook-1', 'hooked', (s) => s.phase === 'deployed' && (s as { currentRevision?: number }).currentRevision === 2);
     assert.match((deployed as { hookOutput?: string }).hookOutput ?? '', /real hook for [0-9a-f]{64}/);
+    await running.stop();
+  });
+
+  it('kills a hook that outlives --hook-timeout: HOOK_TIMEOUT with its output, the old release current, the new one removed', async () => {
+    const dir = path.join(root, 'agent-timeout');
+    const confDir = path.join(dir, 'slowhook');
+    const pidFile = path.join(root, 'timeout-hook.pid');
+    // Says something, then hangs far past the timeout whenever the release asks it to.
+    const hook = await writeScript(path.join(root, 'timeout-hook.sh'), `#!/bin/sh\necho "hook started for r$STRATA_REVISION"\nif [ -f "$NEWROOT/hang" ]; then\n  echo $$ > ${JSON.stringify(pidFile)}\n  echo "hanging now"\n  sleep 600\nfi\nexit 0\n`);
+    await push('slowhook', 'v1', { 'v.txt': 'one' });
+    await ok(['addconf', '--name', 'slowhook', '--layer', 'slowhook:v1']);
+    // A long retry wait: the timed-out release is not unpacked and hooked again while the test looks.
+    const running = agent({ server, dir, name: 'timeout-1', token, args: ['--track', 'slowhook', '--hook', hook, '--hook-timeout', '1s', '--retry-base', '60s', '--retry-cap', '60s'] });
+    assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'v.txt'))), 'one');
+    const v1 = await currentId(confDir);
+
+    await push('slowhook', 'v2', { 'v.txt': 'two', hang: 'yes' });
+    await ok(['changeconf', '--name', 'slowhook', '--component', 'slowhook', '--version', 'v2']);
+    const v2 = (await showconf('slowhook')).id;
+    const hookPid = Number(await waitFor('the hook hanging', () => read(pidFile)));
+    const hanging = Date.now();
+    const failed = await reported('timeout-1', 'slowhook', (s) => s.phase === 'failed', 15_000) as { error?: { code: string; message: string }; hookOutput?: string };
+    const elapsed = Date.now() - hanging;
+    assert.equal(failed.error?.code, 'HOOK_TIMEOUT', JSON.stringify(failed));
+    assert.match(failed.error?.message ?? '', /^hook timed out after 1s and was killed$/);
+    assert.ok(elapsed < 10_000, `stopped about a second into its hang, not left to finish (reported after ${elapsed} ms)`);
+    assert.match(failed.hookOutput ?? '', /hook started for r2\nhanging now/, 'the output so far is reported');
+    const { processStat } = await import('../src/agent/service/proc.ts');
+    const hookProcess = await processStat(hookPid);
+    assert.ok(hookProcess === undefined || hookProcess.state === 'Z', `the hook process ${hookPid} is gone`);
+    assert.equal(await currentId(confDir), v1, 'the old release stays current');
+    assert.equal(await read(path.join(confDir, 'current', 'v.txt')), 'one');
+    assert.equal(await stat(path.join(confDir, 'releases', v2)).catch(() => undefined), undefined, 'the release the hook was killed in is removed');
+    assert.deepEqual(await tempReleases(confDir), []);
+    assert.match(running.logs(), /removed the release: its hook did not succeed/);
     await running.stop();
   });
 
