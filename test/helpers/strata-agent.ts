@@ -1,7 +1,7 @@
 /** Starts real `strata agent` processes against a test server, and waits on what they do. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { CLI, runStrata, type TestServer } from './strata-server.ts';
 
@@ -45,6 +45,16 @@ export function startAgent(options: { server?: TestServer; dir: string; name?: s
   };
 }
 
+/** The id `current` points at in a configuration directory, if any. */
+export async function currentId(confDir: string): Promise<string | undefined> {
+  return readlink(path.join(confDir, 'current')).then((target) => path.basename(target), () => undefined);
+}
+
+/** Entries of a configuration's `releases/` that are unfinished (or being removed) release trees. */
+export async function tempReleases(confDir: string): Promise<string[]> {
+  return (await readdir(path.join(confDir, 'releases')).catch(() => [] as string[])).filter((name) => name.startsWith('.tmp-'));
+}
+
 /** The agent's JSON log lines so far, parsed; a line not yet whole (or not JSON) is left out. */
 export function logEntries(agent: TestAgent): Record<string, unknown>[] {
   const entries: Record<string, unknown>[] = [];
@@ -75,8 +85,18 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
+/** One configuration as the agent reported it, in `strata agents show --json`. */
+export interface ReportedConfiguration {
+  configuration: string;
+  phase: string;
+  desiredRevision?: number;
+  currentRevision?: number;
+  error?: { code: string; message: string };
+  hookOutput?: string;
+}
+
 /** The agent's record as `strata agents show --json` prints it. */
-export async function agentRecord(server: TestServer, name: string): Promise<{ online?: boolean; configurations?: { configuration: string; phase: string; currentRevision?: number; error?: { code: string; message: string }; hookOutput?: string }[] } & Record<string, unknown>> {
+export async function agentRecord(server: TestServer, name: string): Promise<{ online?: boolean; configurations?: ReportedConfiguration[] } & Record<string, unknown>> {
   const result = await runStrata(['agents', 'show', name, '--json'], server.env);
   if (result.code !== 0) throw new Error(result.stderr);
   return JSON.parse(result.stdout);
