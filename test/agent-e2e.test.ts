@@ -207,8 +207,8 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     await running.stop();
   });
 
-  // Two agents that poll the desired state only every 10 minutes: whatever reaches them within
-  // the test came over the channel, pushed by the server, or was replayed when it reconnected.
+  // Two agents that poll the desired state only every 10 minutes: past the one poll each makes as
+  // it starts, whatever reaches them comes over the channel, pushed by the server.
   const pushAgents: TestAgent[] = [];
   let fastV1 = '';
 
