@@ -1,10 +1,10 @@
 /**
  * Faults, end to end: a real server and real agent processes on loopback. kill -9 in the middle
  * of a download (resumed with a Range request, verified blobs not fetched again) and of an
- * unpack, a full disk while unpacking, a server unreachable at the first start, a missing hook, a
- * hook that outlives its timeout, and a tracked configuration that does not exist yet. In every
- * case the previous release stays current until the new one is whole. Archives the agent must
- * refuse are in agent-unsafe-archives.test.ts.
+ * unpack, a full disk while unpacking, a server unreachable at the first start (the daemon waits
+ * for it, `--once` gives up in time), a missing hook, a hook that outlives its timeout, and a
+ * tracked configuration that does not exist yet. In every case the previous release stays current
+ * until the new one is whole. Archives the agent must refuse are in agent-unsafe-archives.test.ts.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { requestLog, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, currentId, joinToken, startAgent, tempReleases, waitFor, type TestAgent } from './helpers/strata-agent.ts';
-import { writeScript } from './helpers/service-release.ts';
+import { freePort, writeScript } from './helpers/service-release.ts';
+import { ONCE_UNREACHABLE_MS } from '../src/agent/agent.ts';
 
 const run = promisify(execFile);
 
@@ -332,6 +333,30 @@ describe('agent faults against a real server', () => {
       await restarted?.stop();
       await other.stop();
     }
+  });
+
+  it('--once gives up on a server it cannot reach, at the first start and once enrolled: exit 1 in time, one line saying so', async () => {
+    await push('oncegone', 'v1', { 'g.txt': 'gone' });
+    await ok(['addconf', '--name', 'oncegone', '--layer', 'oncegone:v1']);
+    const enrolledDir = path.join(root, 'agent-once-gone');
+    const first = await runStrata(['agent', '--once', '--dir', enrolledDir, '--server', server.url, '--join-token', token, '--name', 'gone-1', '--track', 'oncegone', '--log-level', 'fatal']);
+    assert.equal(first.code, 0, first.stderr);
+
+    // Nothing listens on the port: every attempt is refused at once, so only the bound ends the run.
+    const dead = `https://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const timed = async (args: string[]) => ({ ...(await runStrata(['agent', '--once', ...args, '--server', dead, '--log-level', 'fatal'])), seconds: (Date.now() - started) / 1000 });
+    const [fresh, enrolled] = await Promise.all([
+      timed(['--dir', path.join(root, 'agent-once-fresh'), '--join-token', token, '--name', 'gone-2', '--track', 'oncegone']),
+      timed(['--dir', enrolledDir]),
+    ]);
+    const bound = ONCE_UNREACHABLE_MS / 1000;
+    for (const [result, what] of [[fresh, 'enroll'], [enrolled, 'read the desired state']] as const) {
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`^could not reach the server to ${what} within ${bound} s \\(\\d+ attempts\\): cannot reach the server at ${dead.replace(/\./g, '\\.')}: ECONNREFUSED\n$`));
+      assert.ok(result.seconds >= bound - 1 && result.seconds < bound + 10, `gave up after ${result.seconds} s, about ${bound} s expected`);
+    }
+    assert.equal(await read(path.join(enrolledDir, 'oncegone', 'current', 'g.txt')), 'gone', 'what was deployed stays');
   });
 
   it('fails with HOOK_MISSING while the hook does not exist, and deploys once restarted with a real one', async () => {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Logger } from '../lib/logger.ts';
 import { fullJitter, sleep } from '../lib/backoff.ts';
 import { StrataError, isStrataError } from '../core/errors.ts';
-import { isClientError } from '../lib/http-client.ts';
+import { ClientError, isClientError } from '../lib/http-client.ts';
 import type { ConfigStatus, DesiredState, ServiceStatus } from '../protocol/agent.ts';
 import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
 import { lockDirectory } from './lock.ts';
@@ -44,6 +44,14 @@ const TRANSITIONS: Record<AgentState, AgentState[]> = {
   stopping: ['stopped'],
   stopped: [],
 };
+
+/**
+ * How long `runOnce` (`strata agent --once`) keeps retrying a server it cannot reach, enrollment
+ * and the desired-state read together, before it fails: long enough to ride out a server restart,
+ * short enough that a script is never stuck (it can loop itself). An attempt under way when the
+ * time runs out still gets its request timeout (30 s) against a server that never answers.
+ */
+export const ONCE_UNREACHABLE_MS = 20_000;
 
 /** How the agent was asked to run (parsed once by the CLI). */
 export interface AgentOptions {
@@ -95,6 +103,8 @@ export class Agent {
   /** Resolves when the agent must exit on its own (credentials revoked). */
   readonly refused: Promise<string>;
   private refuse!: (reason: string) => void;
+  /** When `runOnce` stops retrying an unreachable server (never for the daemon). */
+  private onceGiveUpAt = Infinity;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -140,7 +150,8 @@ export class Agent {
 
   /**
    * Retries an operation that failed because the server could not be reached, with backoff and
-   * jitter; anything else (a refusal, a wrong fingerprint) fails at once.
+   * jitter, until `runOnce`'s deadline if there is one; anything else (a refusal, a wrong
+   * fingerprint) fails at once.
    */
   private async withRetry<T>(what: string, run: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -149,7 +160,13 @@ export class Agent {
       } catch (error) {
         if (!isClientError(error, 'UNREACHABLE') && !isClientError(error, 'TIMEOUT')) throw error;
         if (this.stop.signal.aborted) throw error;
-        const wait = fullJitter(attempt, 1000, 30_000);
+        const left = this.onceGiveUpAt - Date.now();
+        if (left <= 0) {
+          const attempts = attempt + 1;
+          throw new ClientError(error.code, `could not reach the server to ${what} within ${ONCE_UNREACHABLE_MS / 1000} s (${attempts} ${attempts === 1 ? 'attempt' : 'attempts'}): ${error.message}`, { cause: error });
+        }
+        // The last attempt is made at the deadline, not skipped because a random wait overshot it.
+        const wait = Math.min(fullJitter(attempt, 1000, 30_000), left);
         this.log.warn({ what, attempt, waitMs: wait, reason: (error as Error).message }, `${what}: server unreachable; retrying`);
         await sleep(wait, this.stop.signal);
       }
@@ -299,8 +316,12 @@ export class Agent {
     }
   }
 
-  /** Converges every tracked configuration once; true when all are deployed. */
+  /**
+   * Converges every tracked configuration once; true when all are deployed. Throws when the server
+   * cannot be reached within ONCE_UNREACHABLE_MS.
+   */
   async runOnce(): Promise<boolean> {
+    this.onceGiveUpAt = Date.now() + ONCE_UNREACHABLE_MS;
     const api = await this.prepare();
     this.transition('running');
     const state = await this.withRetry('read the desired state', () => api.desired());

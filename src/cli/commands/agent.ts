@@ -92,7 +92,7 @@ export function registerAgent(program: Command, context: CliContext): void {
     .option('--metrics-interval <duration>', 'how often to sample the machine (CPU, memory, disks, network, services); at least 1s', '10s')
     .option('--metrics-listen <address>', 'serve /metrics and /debug/vars locally: 127.0.0.1:PORT, [::1]:PORT or unix:/path (off by default)')
     .option('--metrics-token-file <file>', 'require this bearer token on the metrics endpoint (needed for a non-loopback address)')
-    .option('--once', 'converge once and exit: 0 when every configuration is deployed, 1 otherwise')
+    .option('--once', 'converge once and exit: 0 when every tracked configuration is deployed, 1 otherwise (a deploy failed, nothing is tracked, or the server was unreachable for 20s)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', context.env['STRATA_LOG_LEVEL'] ?? 'info')
     .action(async (options: Record<string, string | string[] | boolean | undefined>) => {
       let agentMain!: typeof import('../../agent/main.ts');
