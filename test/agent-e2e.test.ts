@@ -324,7 +324,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(kept.process.exitCode, null, 'the other agent keeps running');
   });
 
-  it('converges once with --once and exits 0, or 1 when it fails', async () => {
+  it('converges once with --once and exits 0, or 1 when it fails or tracks nothing', async () => {
     const dir = path.join(root, 'agent-once');
     await push('once', 'v1', { 'a.txt': 'once' });
     await ok(['addconf', '--name', 'oncesite', '--layer', 'once:v1']);
@@ -335,6 +335,9 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(again.code, 0, 'already current is success');
     const failing = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-fail'), '--server', server.url, '--join-token', token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
     assert.equal(failing.code, 1);
+    const untracked = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-none'), '--server', server.url, '--join-token', token, '--name', 'once-3', '--log-level', 'warn']);
+    assert.equal(untracked.code, 1);
+    assert.equal(untracked.stderr.trim().split('\n').at(-1), 'nothing to converge: agent "once-3" tracks no configuration (give --track NAME, or match its labels with strata assign)', untracked.stderr);
   });
 
   it('rolls back locally without the network, in under a second', async (t) => {

@@ -318,7 +318,7 @@ export class Agent {
 
   /**
    * Converges every tracked configuration once; true when all are deployed. Throws when the server
-   * cannot be reached within ONCE_UNREACHABLE_MS.
+   * cannot be reached within ONCE_UNREACHABLE_MS, or when the agent tracks nothing.
    */
   async runOnce(): Promise<boolean> {
     this.onceGiveUpAt = Date.now() + ONCE_UNREACHABLE_MS;
@@ -331,8 +331,10 @@ export class Agent {
     this.reportTimer = undefined;
     await this.report();
     const statuses = [...this.workers.values()].map((w) => w.current);
+    // Nothing deployed is not success for a script that asked for a converged machine, so say why.
+    if (statuses.length === 0) throw new StrataError('BAD_REQUEST', `nothing to converge: agent "${api.identity.name}" tracks no configuration (give --track NAME, or match its labels with strata assign)`);
     for (const status of statuses) this.log.info({ configuration: status.configuration, phase: status.phase, error: status.error }, 'converged once');
-    return statuses.length > 0 && statuses.every((s) => s.phase === 'deployed');
+    return statuses.every((s) => s.phase === 'deployed');
   }
 
   /** Restarts a tracked configuration's service (the `restart` order). */
