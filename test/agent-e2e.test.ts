@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { STORE_BACKENDS, requestLog, runStrata, startServer, type LoggedRequest, type TestServer } from './helpers/strata-server.ts';
 import { agentRecord, joinToken, logEntries, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
-import { writeScript } from './helpers/service-release.ts';
+import { freePort, writeScript } from './helpers/service-release.ts';
 import { writeZip } from './helpers/zip-writer.ts';
 
 let root: string;
@@ -333,8 +333,17 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
     const again = await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn']);
     assert.equal(again.code, 0, 'already current is success');
+    // A replica that cannot be reached is passed over, and a --track given now counts in this very run.
+    await push('oncetoo', 'v1', { 'b.txt': 'too' });
+    await ok(['addconf', '--name', 'oncetoo', '--layer', 'oncetoo:v1']);
+    const dead = `https://127.0.0.1:${await freePort()}`;
+    const widened = await runStrata(['agent', '--once', '--dir', dir, '--server', `${dead},${server.url}`, '--track', 'oncesite', '--track', 'oncetoo', '--log-level', 'warn']);
+    assert.equal(widened.code, 0, widened.stderr);
+    assert.equal(await read(path.join(dir, 'oncetoo', 'current', 'b.txt')), 'too');
     const failing = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-fail'), '--server', server.url, '--join-token', token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
     assert.equal(failing.code, 1);
+    // The reason reaches a script that keeps only warnings and errors.
+    assert.match(failing.stderr, /configuration nosuchconfig is not deployed: CONFIGURATION_NOT_FOUND/);
     const untracked = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-none'), '--server', server.url, '--join-token', token, '--name', 'once-3', '--log-level', 'warn']);
     assert.equal(untracked.code, 1);
     assert.equal(untracked.stderr.trim().split('\n').at(-1), 'nothing to converge: agent "once-3" tracks no configuration (give --track NAME, or match its labels with strata assign)', untracked.stderr);
@@ -348,12 +357,27 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'twice');
     // Timed as the whole process, start-up included (about 0.1 s here): an upper bound on the switch.
     const started = Date.now();
-    const result = await runStrata(['agent', 'rollback', '--dir', dir]);
+    const result = await runStrata(['agent', 'rollback', '--dir', dir, '--config', 'oncesite']);
     const elapsed = Date.now() - started;
     t.diagnostic(`strata agent rollback ran for ${elapsed} ms`);
     assert.equal(result.code, 0, result.stderr);
     assert.ok(elapsed < 1_000, `strata agent rollback took ${elapsed} ms`);
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
+    // The rolled-back revision is held: the agent does not deploy it again …
+    const held = await runStrata(['agent', '--once', '--dir', dir, '--track', 'oncesite', '--log-level', 'warn']);
+    assert.equal(held.code, 1);
+    assert.match(held.stderr, /configuration oncesite is not deployed: HELD/);
+    assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
+    // … until a newer revision releases the hold, after which the held content may come back.
+    await push('once', 'v3', { 'a.txt': 'thrice' });
+    await ok(['changeconf', '--name', 'oncesite', '--component', 'once', '--version', 'v3']);
+    assert.equal((await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn'])).code, 0);
+    assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'thrice');
+    assert.equal(await read(path.join(dir, 'oncesite', 'hold')), undefined, 'the newer revision released the hold');
+    await ok(['rollback', '--name', 'oncesite']);
+    const back = await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn']);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'twice', 'the once-held content deploys again');
     const bad = await runStrata(['agent', 'rollback', '--dir', path.join(root, 'nothing-here')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /nothing is deployed/);

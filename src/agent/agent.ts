@@ -17,7 +17,7 @@ import type { Logger } from '../lib/logger.ts';
 import { fullJitter, sleep } from '../lib/backoff.ts';
 import { StrataError, isStrataError } from '../core/errors.ts';
 import { ClientError, isClientError } from '../lib/http-client.ts';
-import type { ConfigStatus, DesiredState, ServiceStatus } from '../protocol/agent.ts';
+import type { ConfigStatus, DesiredState, ServiceStatus, StatusReport } from '../protocol/agent.ts';
 import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
 import { lockDirectory } from './lock.ts';
 import { ServerApi, serverList } from './server-api.ts';
@@ -105,6 +105,8 @@ export class Agent {
   private refuse!: (reason: string) => void;
   /** When `runOnce` stops retrying an unreachable server (never for the daemon). */
   private onceGiveUpAt = Infinity;
+  /** This start enrolled the agent, so the server already has the labels and tracks given. */
+  private enrolledNow = false;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -136,11 +138,13 @@ export class Agent {
         throw new StrataError('BAD_REQUEST', `${this.options.dir} has no identity yet: the first start needs --server, --join-token and --name`);
       }
       this.transition('enrolling');
-      // Enrollment goes to the first replica; every replica accepts the identity afterwards.
-      identity = await this.withRetry('enroll', async () => enroll(this.options.dir, {
-        server: serverList(this.options.server!)[0]!, joinToken: this.options.joinToken!, name: this.options.name!,
+      // Every replica accepts the identity once one has enrolled it: an unreachable one is passed over.
+      const servers = serverList(this.options.server!);
+      identity = await this.withRetry('enroll', async (attempt) => enroll(this.options.dir, {
+        server: servers[attempt % servers.length]!, joinToken: this.options.joinToken!, name: this.options.name!,
         labels: this.options.labels, tracks: this.options.tracks, inventory: await collectInventory(),
       }));
+      this.enrolledNow = true;
       this.log.info({ name: identity.name }, 'enrolled');
     }
     this.api = new ServerApi(identity, this.options.server ?? identity.server);
@@ -153,10 +157,10 @@ export class Agent {
    * jitter, until `runOnce`'s deadline if there is one; anything else (a refusal, a wrong
    * fingerprint) fails at once.
    */
-  private async withRetry<T>(what: string, run: () => Promise<T>): Promise<T> {
+  private async withRetry<T>(what: string, run: (attempt: number) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await run();
+        return await run(attempt);
       } catch (error) {
         if (!isClientError(error, 'UNREACHABLE') && !isClientError(error, 'TIMEOUT')) throw error;
         if (this.stop.signal.aborted) throw error;
@@ -231,15 +235,20 @@ export class Agent {
     }, 100);
   }
 
-  private async report(): Promise<void> {
+  /** A status report of every worker, with the labels and tracks given on this start. */
+  private async statusReport(): Promise<StatusReport> {
     const configurations: ConfigStatus[] = [...this.workers.values()].map((w) => w.current);
+    // Flags given on this start replace what the server holds; a start without them keeps it.
+    return {
+      configurations, inventory: await collectInventory(),
+      ...(Object.keys(this.options.labels).length > 0 ? { labels: this.options.labels } : {}),
+      ...(this.options.tracks.length > 0 ? { tracks: this.options.tracks } : {}),
+    };
+  }
+
+  private async report(): Promise<void> {
     try {
-      // Flags given on this start replace what the server holds; a start without them keeps it.
-      await this.api!.report({
-        configurations, inventory: await collectInventory(),
-        ...(Object.keys(this.options.labels).length > 0 ? { labels: this.options.labels } : {}),
-        ...(this.options.tracks.length > 0 ? { tracks: this.options.tracks } : {}),
-      });
+      await this.api!.report(await this.statusReport());
     } catch (error) {
       this.log.warn({ err: error }, 'status report failed; the next change or poll retries');
       if (isStrataError(error, 'UNAUTHENTICATED')) this.refuse((error as Error).message);
@@ -324,7 +333,21 @@ export class Agent {
     this.onceGiveUpAt = Date.now() + ONCE_UNREACHABLE_MS;
     const api = await this.prepare();
     this.transition('running');
-    const state = await this.withRetry('read the desired state', () => api.desired());
+    // A replica that cannot be reached is passed over for the next, as the daemon's poll does.
+    const failingOver = <T>(call: () => Promise<T>) => (): Promise<T> => {
+      const tried = api.server;
+      return call().catch((error: unknown) => {
+        if (isClientError(error, 'UNREACHABLE') || isClientError(error, 'TIMEOUT')) api.failover(tried);
+        throw error;
+      });
+    };
+    // Tracks and labels given on this start decide the desired state: the server hears them first
+    // (no statuses yet: a report merges those it carries, so this one changes none).
+    if (!this.enrolledNow && (this.options.tracks.length > 0 || Object.keys(this.options.labels).length > 0)) {
+      const report = await this.statusReport();
+      await this.withRetry('report the tracks and labels', failingOver(() => api.report(report)));
+    }
+    const state = await this.withRetry('read the desired state', failingOver(() => api.desired()));
     this.applyDesired(state, false);
     for (const worker of this.workers.values()) await worker.step({ ignoreBackoff: true });
     clearTimeout(this.reportTimer);
@@ -333,7 +356,11 @@ export class Agent {
     const statuses = [...this.workers.values()].map((w) => w.current);
     // Nothing deployed is not success for a script that asked for a converged machine, so say why.
     if (statuses.length === 0) throw new StrataError('BAD_REQUEST', `nothing to converge: agent "${api.identity.name}" tracks no configuration (give --track NAME, or match its labels with strata assign)`);
-    for (const status of statuses) this.log.info({ configuration: status.configuration, phase: status.phase, error: status.error }, 'converged once');
+    for (const status of statuses) {
+      if (status.phase === 'deployed') this.log.info({ configuration: status.configuration, phase: status.phase }, 'converged once');
+      // Why the run exits 1 must reach a script that keeps only warnings and errors.
+      else this.log.error({ configuration: status.configuration, phase: status.phase, error: status.error }, `configuration ${status.configuration} is not deployed: ${status.error ? `${status.error.code}: ${status.error.message}` : status.phase}`);
+    }
     return statuses.every((s) => s.phase === 'deployed');
   }
 

@@ -21,7 +21,7 @@ import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { forgetHook, recordHook, stopOrphanHook } from './hook/hook-record.ts';
 import { commitRelease, discardRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, withReleasesLock, writeState, type FailedDeploy } from './releases/index.ts';
-import { readHold, writeHold } from './hold.ts';
+import { readHold, removeHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
 import type { ServiceOrigin } from './service/supervisor.ts';
@@ -290,8 +290,16 @@ export class ConfigWorker {
     const hold = await readHold(this.confDir);
     if (hold === desired.id) {
       // A failed deploy that rolled back holds its id: it stays reported as failed.
-      if (this.status.phase !== 'pending' && this.status.phase !== 'failed') this.setPhase('pending', { error: { code: 'HELD', message: 'rolled back locally; waiting for a new revision' } });
+      if (this.status.phase !== 'failed' && this.status.error?.code !== 'HELD') this.setPhase('pending', { error: { code: 'HELD', message: 'rolled back locally; waiting for a new revision' } });
       return undefined;
+    }
+    // Another revision is desired: the hold has done its work. Kept, it would refuse the held id for
+    // ever, even when the server later goes back to that very content (`strata rollback`).
+    // Under the releases lock, and only the hold read above: a local rollback writes its own there.
+    if (hold !== undefined) {
+      await withReleasesLock(this.confDir, async () => {
+        if ((await readHold(this.confDir)) === hold) await removeHold(this.confDir);
+      });
     }
     if (this.status.currentId === desired.id) {
       if (this.serviceFailedId === desired.id) {

@@ -1,7 +1,8 @@
 /**
  * A local rollback's hold: `strata agent rollback` switches `current` back without the network
  * and records the desired id it turned away from, so the agent does not roll forward to it again.
- * A newer desired id releases the hold.
+ * Another desired id releases the hold: the agent removes it (config-worker.ts), so the held id
+ * deploys again if the server later goes back to it.
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';

@@ -7,7 +7,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StrataError } from '../core/errors.ts';
-import { readCurrent, rollbackLocal } from './releases/index.ts';
+import { readCurrent, switchToPrevious, withReleasesLock } from './releases/index.ts';
 import { readHold, removeHold, writeHold } from './hold.ts';
 
 /**
@@ -35,18 +35,19 @@ export async function rollbackConfiguration(dir: string, config?: string, lockWa
   }
   if (!deployed.includes(name)) throw new StrataError('CONFIGURATION_NOT_FOUND', `configuration "${name}" is not deployed under ${dir}`);
   const confDir = path.join(dir, name);
-  // The hold goes first: a running agent that looked between the switch and the hold would roll
-  // forward again at once. When the rollback fails, the previous hold comes back.
-  const previous = await readHold(confDir);
-  const current = await readCurrent(confDir);
-  if (current !== undefined) await writeHold(confDir, current);
-  let result: { from: string; to: string };
-  try {
-    result = await rollbackLocal(confDir, lockWaitMs);
-  } catch (error) {
-    await (previous === undefined ? removeHold(confDir) : writeHold(confDir, previous));
-    throw error;
-  }
-  if (result.from !== current) await writeHold(confDir, result.from); // a deploy switched `current` meanwhile
+  // Under the releases lock, so that the agent neither switches `current` nor lets go of a hold
+  // (a newer revision releases it) between this hold and this switch. The hold goes first; when
+  // the rollback fails, the previous hold comes back.
+  const result = await withReleasesLock(confDir, async () => {
+    const previous = await readHold(confDir);
+    const current = await readCurrent(confDir);
+    if (current !== undefined) await writeHold(confDir, current);
+    try {
+      return await switchToPrevious(confDir);
+    } catch (error) {
+      await (previous === undefined ? removeHold(confDir) : writeHold(confDir, previous));
+      throw error;
+    }
+  }, lockWaitMs);
   return { configuration: name, ...result };
 }

@@ -63,22 +63,25 @@ export async function readCurrent(confDir: string): Promise<string | undefined> 
  * remove the release it picks before `current` points at it.
  */
 export async function rollbackLocal(confDir: string, lockWaitMs = RELEASES_LOCK_WAIT_MS): Promise<{ from: string; to: string }> {
-  return withReleasesLock(confDir, async () => {
-    const from = await readCurrent(confDir);
-    if (from === undefined) throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} has no current release to roll back from`);
-    const state = await readState(confDir);
-    const history = state?.history ?? [];
-    let index = history.findLastIndex((record) => record.id === from);
-    if (index < 0) index = history.length;
-    for (let i = index - 1; i >= 0; i--) {
-      const record = history[i];
-      if (record === undefined || record.id === from) continue;
-      const stats = await lstat(path.join(releasesDir(confDir), record.id)).catch(() => undefined);
-      if (!stats?.isDirectory()) continue;
-      await switchCurrent(confDir, record.id);
-      if (state !== undefined) await writeState(confDir, { ...state, current: { ...record, deployedAt: new Date().toISOString() } });
-      return { from, to: record.id };
-    }
-    throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} keeps no release deployed before ${from}`, { details: { from } });
-  }, lockWaitMs);
+  return withReleasesLock(confDir, () => switchToPrevious(confDir), lockWaitMs);
+}
+
+/** `rollbackLocal`'s switch, for a caller that already holds the releases lock. */
+export async function switchToPrevious(confDir: string): Promise<{ from: string; to: string }> {
+  const from = await readCurrent(confDir);
+  if (from === undefined) throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} has no current release to roll back from`);
+  const state = await readState(confDir);
+  const history = state?.history ?? [];
+  let index = history.findLastIndex((record) => record.id === from);
+  if (index < 0) index = history.length;
+  for (let i = index - 1; i >= 0; i--) {
+    const record = history[i];
+    if (record === undefined || record.id === from) continue;
+    const stats = await lstat(path.join(releasesDir(confDir), record.id)).catch(() => undefined);
+    if (!stats?.isDirectory()) continue;
+    await switchCurrent(confDir, record.id);
+    if (state !== undefined) await writeState(confDir, { ...state, current: { ...record, deployedAt: new Date().toISOString() } });
+    return { from, to: record.id };
+  }
+  throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} keeps no release deployed before ${from}`, { details: { from } });
 }
