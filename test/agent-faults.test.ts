@@ -446,22 +446,31 @@ describe('agent faults against a real server', () => {
     await running.stop();
   });
 
-  it('stops the hook an agent killed with SIGKILL left running, children included, before it runs a hook again', async () => {
-    const dir = path.join(root, 'agent-orphan');
-    const pids = path.join(root, 'orphan-hook.pids');
+  // An agent killed between the hook's spawn and the record of its pid leaves the record written
+  // before the spawn, with the hook's STATEFILE: the restarted agent finds the hook by that.
+  for (const recorded of ['with its pid', 'before its pid was known'] as const) it(`stops the hook an agent killed with SIGKILL left running (recorded ${recorded}), children included, before it runs a hook again`, async () => {
+    const conf = recorded === 'with its pid' ? 'orphan' : 'orphan-early';
+    const dir = path.join(root, `agent-${conf}`);
+    const pids = path.join(root, `${conf}-hook.pids`);
     // Hangs, with a child of its own, whenever the release asks it to; records both pids.
     const hook = await writeScript(path.join(root, 'orphan-hook.sh'), `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo half-done > "$NEWROOT/hook-was-here"\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
-    await push('orphan', 'v1', { 'v.txt': 'one', hang: 'yes' });
-    await ok(['addconf', '--name', 'orphan', '--layer', 'orphan:v1']);
-    const v1 = (await showconf('orphan')).id;
-    let running = agent({ server, dir, name: 'orphan-1', token, args: ['--track', 'orphan', '--hook', hook] });
+    await push(conf, 'v1', { 'v.txt': 'one', hang: 'yes' });
+    await ok(['addconf', '--name', conf, '--layer', `${conf}:v1`]);
+    const v1 = (await showconf(conf)).id;
+    let running = agent({ server, dir, name: `${conf}-1`, token, args: ['--track', conf, '--hook', hook] });
     const hookPids = await waitFor('the hook and its child running', async () => {
       const list = ((await read(pids)) ?? '').trim().split('\n').filter(Boolean).map(Number);
       return list.length === 2 ? list : undefined;
     });
-    // The agent records the hook just after spawning it; a kill before that leaves nothing to find.
-    await waitFor('the hook recorded', async () => JSON.parse((await read(path.join(dir, 'orphan', 'hook.json'))) ?? '{}').pid === hookPids[0]);
+    const record = path.join(dir, conf, 'hook.json');
+    await waitFor('the hook recorded', async () => JSON.parse((await read(record)) ?? '{}').pid === hookPids[0]);
     await running.stop('SIGKILL');
+    if (recorded === 'before its pid was known') {
+      // What the record held between the spawn and the pid, which a kill cannot be timed to hit.
+      const { pid, startTime, ...early } = JSON.parse((await read(record))!) as Record<string, unknown>;
+      assert.ok(pid !== undefined && startTime !== undefined && typeof early['stateFile'] === 'string', JSON.stringify(early));
+      await writeFile(record, JSON.stringify(early));
+    }
     const { processStat } = await import('../src/agent/service/proc.ts');
     const gone = async (pid: number): Promise<boolean> => {
       const stat = await processStat(pid);
@@ -469,15 +478,15 @@ describe('agent faults against a real server', () => {
     };
     for (const pid of hookPids) assert.equal(await gone(pid), false, `hook process ${pid} outlived the agent`);
 
-    await push('orphan', 'v2', { 'v.txt': 'two' });
-    await ok(['changeconf', '--name', 'orphan', '--component', 'orphan', '--version', 'v2']);
+    await push(conf, 'v2', { 'v.txt': 'two' });
+    await ok(['changeconf', '--name', conf, '--component', conf, '--version', 'v2']);
     running = agent({ dir, args: ['--hook', hook] });
-    await waitFor('v2 deployed', async () => (await read(path.join(dir, 'orphan', 'current', 'v.txt'))) === 'two');
+    await waitFor('v2 deployed', async () => (await read(path.join(dir, conf, 'current', 'v.txt'))) === 'two');
     for (const pid of hookPids) assert.equal(await gone(pid), true, `hook process ${pid} stopped by the restarted agent`);
     assert.match(running.logs(), /stopped a hook an earlier agent left running/);
     assert.match(running.logs(), /removed the release: an earlier agent's hook changed it and did not succeed/);
-    assert.equal(await stat(path.join(dir, 'orphan', 'releases', v1)).catch(() => undefined), undefined, 'the release that hook was changing is gone');
-    assert.equal(await stat(path.join(dir, 'orphan', 'hook.json')).catch(() => undefined), undefined, 'no hook recorded once none runs');
+    assert.equal(await stat(path.join(dir, conf, 'releases', v1)).catch(() => undefined), undefined, 'the release that hook was changing is gone');
+    assert.equal(await stat(record).catch(() => undefined), undefined, 'no hook recorded once none runs');
     await running.stop();
   });
 

@@ -15,6 +15,7 @@ import { groupAlive, processStat, signalGroup } from '../src/agent/service/proc.
 import { writeStateFile } from '../src/agent/hook/state-file.ts';
 import type { Configuration } from '../src/store/contract.ts';
 import { tempDir } from './helpers/temp-dir.ts';
+import { waitFor } from './helpers/strata-agent.ts';
 
 const BLOB = 'a'.repeat(64);
 
@@ -203,7 +204,7 @@ describe('stopOrphanHook', () => {
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore' });
     t.after(() => signalGroup(child.pid!, 'SIGKILL'));
     const exited = once(child, 'exit');
-    await recordHook(dir, child.pid!, 'rel-1');
+    await recordHook(dir, { release: 'rel-1', stateFile: path.join(dir, '.statefile-1.json'), pid: child.pid! });
     const discarded: string[] = [];
     const discard = async (release: string): Promise<boolean> => {
       // Before the record goes: a crash right here must still find the release next time.
@@ -218,6 +219,32 @@ describe('stopOrphanHook', () => {
     await assert.rejects(readFile(path.join(dir, 'hook.json')), { code: 'ENOENT' });
   });
 
+  it('finds by its STATEFILE a hook recorded before its pid was known, and stops only that one', async (t) => {
+    const dir = await tempDir(t);
+    const stateFile = path.join(dir, '.statefile-4.json');
+    // As the agent leaves it when killed between the spawn and the record with the pid.
+    await recordHook(dir, { release: 'rel-4', stateFile });
+    assert.equal((JSON.parse(await readFile(path.join(dir, 'hook.json'), 'utf8')) as { pid?: number }).pid, undefined);
+    const started = (file: string) => {
+      const child = spawn('sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'] ?? '', STATEFILE: file } });
+      t.after(() => signalGroup(child.pid!, 'SIGKILL'));
+      return child;
+    };
+    const hook = started(stateFile);
+    const other = started(`${stateFile}.other`); // another run's hook: a longer path that starts the same
+    const exited = once(hook, 'exit');
+    await waitFor('both hooks started', async () => (await readFile(`/proc/${hook.pid}/environ`, 'utf8').catch(() => '')).includes('STATEFILE=') && (await readFile(`/proc/${other.pid}/environ`, 'utf8').catch(() => '')).includes('STATEFILE='));
+    const discarded: string[] = [];
+    assert.deepEqual(await stopOrphanHook(dir, 2000, async (release) => (discarded.push(release), true)), { stopped: hook.pid, release: 'rel-4' });
+    assert.deepEqual(discarded, ['rel-4']);
+    await exited;
+    assert.equal(groupAlive(hook.pid!), false, 'the hook and its sleep are gone');
+    assert.equal(groupAlive(other.pid!), true, 'the other run\'s hook lives on');
+    // A record with no pid whose hook is not running any more (or never started) names its release all the same.
+    await recordHook(dir, { release: 'rel-5', stateFile: path.join(dir, '.statefile-5.json') });
+    assert.deepEqual(await stopOrphanHook(dir, 2000), { stopped: undefined, release: 'rel-5' });
+  });
+
   it('leaves alone what a hook that ended left running, and a process that only shares the pid', async (t) => {
     const dir = await tempDir(t);
     // The hook leaves a daemon in its group, as hooks may do on purpose, and exits once recorded.
@@ -225,7 +252,7 @@ describe('stopOrphanHook', () => {
     t.after(() => signalGroup(hook.pid!, 'SIGKILL'));
     const daemonText = await new Promise<string>((resolve) => hook.stdout!.once('data', (data: Buffer) => resolve(data.toString())));
     const daemon = Number(daemonText.trim());
-    await recordHook(dir, hook.pid!, 'rel-2');
+    await recordHook(dir, { release: 'rel-2', stateFile: path.join(dir, '.statefile-2.json'), pid: hook.pid! });
     const exited = once(hook, 'exit');
     hook.stdin!.end('\n');
     await exited;
@@ -244,7 +271,7 @@ describe('stopOrphanHook', () => {
     const record = async (): Promise<unknown> => JSON.parse(await readFile(path.join(dir, 'hook.json'), 'utf8'));
     const hook = spawn('sh', ['-c', 'read line'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
     t.after(() => signalGroup(hook.pid!, 'SIGKILL'));
-    await recordHook(dir, hook.pid!, 'rel-3', ['rel-1']);
+    await recordHook(dir, { release: 'rel-3', stateFile: path.join(dir, '.statefile-3.json'), pid: hook.pid! }, ['rel-1']);
     assert.deepEqual((await record() as { discard?: string[] }).discard, ['rel-1'], 'a new hook\'s record carries the earlier failure');
     const exited = once(hook, 'exit');
     hook.stdin!.end('\n');

@@ -498,9 +498,13 @@ export class ConfigWorker {
         configuration: desired, newRoot, stateFile, agentEnv: this.settings.agentEnv,
         ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
       });
+      const warn = (error: unknown): void => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook');
+      // Recorded before the spawn too: an agent killed before it learns the pid still leaves a
+      // record, by which the next start finds the hook (its STATEFILE) and its release.
+      await recordHook(this.confDir, { release: desired.id, stateFile }, [...this.undiscarded.keys()]).catch(warn);
       let recording: Promise<void> | undefined;
       const onSpawn = (pid: number): void => {
-        recording = recordHook(this.confDir, pid, desired.id, [...this.undiscarded.keys()]).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook'));
+        recording = recordHook(this.confDir, { release: desired.id, stateFile, pid }, [...this.undiscarded.keys()]).catch(warn);
       };
       const result = await runHook({ hook: this.settings.hook!, cwd: process.cwd(), env, timeoutMs: this.settings.hookTimeoutMs, signal, onSpawn });
       await recording;

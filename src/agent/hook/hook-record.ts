@@ -1,26 +1,34 @@
 /**
  * `CONFDIR/hook.json`: the hook running now — its pid, which is also its process group's id, its
- * start time from /proc, and the release it works on — written when it starts and removed when it
- * ends. The hook runs in its own process group, so it outlives an agent killed with SIGKILL; the
- * next start finds the record and stops that group before it runs a hook again, instead of
- * letting two hooks work on the same release, and learns which release a hook may have left
- * half-changed. A release such a hook left that the agent could not remove stays in the record
- * (`discard`) after the hook ends, until a removal succeeds, so the next start tries again.
+ * start time from /proc, its STATEFILE and the release it works on — written before it starts,
+ * again with the pid once it started, and removed when it ends. An agent killed in between leaves
+ * the first record, and the next start finds the hook by its STATEFILE, which only that run's
+ * environment holds. The hook runs in its own process group, so it outlives an agent killed with
+ * SIGKILL; the next start finds the record and stops that group before it runs a hook again,
+ * instead of letting two hooks work on the same release, and learns which release a hook may have
+ * left half-changed. A release such a hook left that the agent could not remove stays in the
+ * record (`discard`) after the hook ends, until a removal succeeds, so the next start tries again.
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { isReleaseId } from '../releases/layout.ts';
-import { groupAlive, processStat, signalGroup, waitGone } from '../service/proc.ts';
+import { groupAlive, groupLeadersWithEnv, processStat, signalGroup, waitGone } from '../service/proc.ts';
 
 interface HookRecord {
-  pid: number;
+  /** Missing while the hook is being started: the agent writes the record before it spawns. */
+  pid?: number;
   /** /proc/<pid>/stat field 22, as text. */
-  startTime: string;
+  startTime?: string;
   /** The kernel's boot id: a record from before a reboot names no process of ours. */
   bootId: string;
   /** The id of the release the hook works on (NEWROOT's directory name). */
   release: string;
+  /**
+   * The hook's STATEFILE, a path unique to this run: without a pid (the agent died between the
+   * spawn and the record) it finds the hook by its environment instead.
+   */
+  stateFile?: string;
   /** Releases earlier hooks left changed whose removal failed: still to be removed, never reused. */
   discard?: string[];
 }
@@ -42,14 +50,22 @@ async function bootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
 }
 
+/** One hook run: the release it works on, its STATEFILE, and its pid once it started. */
+export interface HookRun {
+  release: string;
+  stateFile: string;
+  pid?: number;
+}
+
 /**
- * Records the hook that just started as `pid`, working on `release`, with the releases still to
- * be removed (`undiscarded`, see forgetHook); a hook already gone is not recorded.
+ * Records a hook run, with the releases still to be removed (`undiscarded`, see forgetHook):
+ * first before the spawn (no pid yet), so that an agent killed at any moment leaves a record, then
+ * with the pid; a hook already gone by then is not recorded again.
  */
-export async function recordHook(confDir: string, pid: number, release: string, undiscarded: readonly string[] = []): Promise<void> {
-  const startTime = (await processStat(pid))?.startTime;
-  if (startTime === undefined) return;
-  const record: HookRecord = { pid, startTime, bootId: await bootId(), release, ...(undiscarded.length > 0 ? { discard: [...undiscarded] } : {}) };
+export async function recordHook(confDir: string, run: HookRun, undiscarded: readonly string[] = []): Promise<void> {
+  const started = run.pid === undefined ? {} : { pid: run.pid, startTime: (await processStat(run.pid))?.startTime };
+  if (run.pid !== undefined && started.startTime === undefined) return;
+  const record: HookRecord = { ...started, bootId: await bootId(), release: run.release, stateFile: run.stateFile, ...(undiscarded.length > 0 ? { discard: [...undiscarded] } : {}) };
   await writeFileAtomic(recordPath(confDir), `${JSON.stringify(record)}\n`);
 }
 
@@ -94,18 +110,29 @@ export async function stopOrphanHook(confDir: string, graceMs: number, discard: 
   }
 }
 
+/** The group leaders of the recorded hook that still run: by its pid, or by its STATEFILE when the record has none. */
+async function recordedLeaders(record: Partial<HookRecord>): Promise<number[]> {
+  if (record.bootId !== (await bootId())) return [];
+  const { pid, startTime } = record;
+  if (pid === undefined) {
+    const stateFile = record.stateFile;
+    return typeof stateFile === 'string' && path.isAbsolute(stateFile) ? groupLeadersWithEnv(`STATEFILE=${stateFile}`) : [];
+  }
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1) return [];
+  const leader = await processStat(pid);
+  return leader === undefined || leader.state === 'Z' || leader.startTime !== startTime ? [] : [pid];
+}
+
 /** Stops the recorded hook's group if its leader still runs: its pid when it did, and whether it may still run (EPERM). */
 async function stopRecorded(record: Partial<HookRecord>, graceMs: number): Promise<{ stopped: number | undefined; mayRun: boolean }> {
-  const { pid, startTime } = record;
-  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1) return { stopped: undefined, mayRun: false };
-  const leader = await processStat(pid);
-  if (leader === undefined || leader.state === 'Z' || leader.startTime !== startTime || record.bootId !== (await bootId())) return { stopped: undefined, mayRun: false };
+  const leaders = await recordedLeaders(record);
+  if (leaders.length === 0) return { stopped: undefined, mayRun: false };
   try {
-    signalGroup(pid, 'SIGTERM');
-    if (!(await waitGone(async () => !groupAlive(pid), graceMs))) signalGroup(pid, 'SIGKILL');
+    for (const pid of leaders) signalGroup(pid, 'SIGTERM');
+    if (!(await waitGone(async () => leaders.every((pid) => !groupAlive(pid)), graceMs))) for (const pid of leaders) signalGroup(pid, 'SIGKILL');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EPERM') return { stopped: undefined, mayRun: true };
     throw error;
   }
-  return { stopped: pid, mayRun: false };
+  return { stopped: leaders[0], mayRun: false };
 }

@@ -3,7 +3,7 @@
  * 22 of /proc/<pid>/stat, in clock ticks since boot) tells a service apart from an unrelated
  * process that later got the same pid, so the agent never signals a recycled pid.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** The state letter and start time of a process, or undefined when it is gone. */
 export async function processStat(pid: number): Promise<{ state: string; startTime: string } | undefined> {
@@ -59,4 +59,26 @@ export async function waitGone(gone: () => Promise<boolean>, ms: number): Promis
     await new Promise((resolve) => setTimeout(resolve, GONE_POLL_MS));
   }
   return gone();
+}
+
+/**
+ * The process-group leaders whose environment holds `entry` (`NAME=value`, matched whole) — how
+ * the agent finds a hook it started but died before recording. The environment a process started
+ * with is fixed, and only its owner (or root) may read it, so processes of other users are skipped.
+ */
+export async function groupLeadersWithEnv(entry: string): Promise<number[]> {
+  const wanted = Buffer.from(`${entry}\0`);
+  const leaders: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^[1-9]\d*$/.test(name)) continue;
+    const environ = await readFile(`/proc/${name}/environ`).catch(() => undefined);
+    if (environ === undefined) continue;
+    const at = environ.indexOf(wanted);
+    if (at < 0 || (at > 0 && environ[at - 1] !== 0)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // Field 5 (the process group) is fields[2] after the parenthesised command name.
+    const pgrp = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2];
+    if (pgrp === name) leaders.push(Number(name));
+  }
+  return leaders;
 }
