@@ -19,10 +19,11 @@ import {
   pruneReleases,
   readCurrent,
   readState,
-  rollbackLocal,
   switchCurrent,
   writeState,
 } from '../src/agent/releases/index.ts';
+import { rollbackConfiguration, rollbackLocal } from '../src/agent/local-rollback.ts';
+import { readHold } from '../src/agent/hold.ts';
 import type { Configuration } from '../src/store/contract.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
@@ -150,8 +151,6 @@ describe('releases', () => {
     const dir = await tempDir(t);
     const confDir = path.join(dir, 'web');
     await deploy(confDir, ['a', 'b']);
-    const { rollbackConfiguration } = await import('../src/agent/local-rollback.ts');
-    const { readHold } = await import('../src/agent/hold.ts');
     assert.deepEqual(await rollbackConfiguration(dir), { configuration: 'web', from: 'b', to: 'a' });
     assert.equal(await readHold(confDir), 'b', 'the agent will not roll forward to b again');
     await assert.rejects(rollbackConfiguration(dir, 'web'), { code: 'NOTHING_TO_ROLL_BACK' });

@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Logger } from '../lib/logger.ts';
 import { fullJitter, sleep } from '../lib/backoff.ts';
 import { StrataError, isStrataError } from '../core/errors.ts';
-import { ClientError, isClientError } from '../lib/http-client.ts';
+import { ClientError, isClientError, isUnreachable } from '../lib/http-client.ts';
 import type { ConfigStatus, DesiredState, ServiceStatus, StatusReport } from '../protocol/agent.ts';
 import { collectInventory, enroll, loadIdentity, type Identity } from './identity.ts';
 import { lockDirectory } from './lock.ts';
@@ -141,7 +141,7 @@ export class Agent {
       // Every replica accepts the identity once one has enrolled it: an unreachable one is passed over.
       const servers = serverList(this.options.server!);
       identity = await this.withRetry('enroll', async (attempt) => enroll(this.options.dir, {
-        server: servers[attempt % servers.length]!, joinToken: this.options.joinToken!, name: this.options.name!,
+        server: servers[attempt % servers.length]!, remember: servers.join(','), joinToken: this.options.joinToken!, name: this.options.name!,
         labels: this.options.labels, tracks: this.options.tracks, inventory: await collectInventory(),
       }));
       this.enrolledNow = true;
@@ -162,7 +162,7 @@ export class Agent {
       try {
         return await run(attempt);
       } catch (error) {
-        if (!isClientError(error, 'UNREACHABLE') && !isClientError(error, 'TIMEOUT')) throw error;
+        if (!isUnreachable(error)) throw error;
         if (this.stop.signal.aborted) throw error;
         const left = this.onceGiveUpAt - Date.now();
         if (left <= 0) {
@@ -308,9 +308,8 @@ export class Agent {
   /** Re-reads the full desired state every poll interval (±10 % jitter) as ground truth. */
   private async pollLoop(api: ServerApi, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const tried = api.server;
       try {
-        this.applyDesired(await api.desired(), true);
+        this.applyDesired(await api.failingOver(() => api.desired()), true);
       } catch (error) {
         if (isStrataError(error, 'UNAUTHENTICATED')) {
           this.refuse((error as Error).message);
@@ -318,7 +317,6 @@ export class Agent {
         }
         // An unreachable server is expected weather, not a bug: one line, no stack.
         this.log.warn(isClientError(error) ? { reason: (error as Error).message } : { err: error }, 'could not read the desired state; retrying at the next poll');
-        if (isClientError(error, 'UNREACHABLE') || isClientError(error, 'TIMEOUT')) api.failover(tried);
       }
       const jitter = this.options.pollMs * 0.1;
       await sleep(this.options.pollMs - jitter + Math.random() * 2 * jitter, signal);
@@ -333,21 +331,14 @@ export class Agent {
     this.onceGiveUpAt = Date.now() + ONCE_UNREACHABLE_MS;
     const api = await this.prepare();
     this.transition('running');
-    // A replica that cannot be reached is passed over for the next, as the daemon's poll does.
-    const failingOver = <T>(call: () => Promise<T>) => (): Promise<T> => {
-      const tried = api.server;
-      return call().catch((error: unknown) => {
-        if (isClientError(error, 'UNREACHABLE') || isClientError(error, 'TIMEOUT')) api.failover(tried);
-        throw error;
-      });
-    };
     // Tracks and labels given on this start decide the desired state: the server hears them first
     // (no statuses yet: a report merges those it carries, so this one changes none).
     if (!this.enrolledNow && (this.options.tracks.length > 0 || Object.keys(this.options.labels).length > 0)) {
       const report = await this.statusReport();
-      await this.withRetry('report the tracks and labels', failingOver(() => api.report(report)));
+      await this.withRetry('report the tracks and labels', () => api.failingOver(() => api.report(report)));
     }
-    const state = await this.withRetry('read the desired state', failingOver(() => api.desired()));
+    // A replica that cannot be reached is passed over for the next, as the daemon's poll does.
+    const state = await this.withRetry('read the desired state', () => api.failingOver(() => api.desired()));
     this.applyDesired(state, false);
     for (const worker of this.workers.values()) await worker.step({ ignoreBackoff: true });
     clearTimeout(this.reportTimer);

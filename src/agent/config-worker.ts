@@ -296,10 +296,11 @@ export class ConfigWorker {
     // Another revision is desired: the hold has done its work. Kept, it would refuse the held id for
     // ever, even when the server later goes back to that very content (`strata rollback`).
     // Under the releases lock, and only the hold read above: a local rollback writes its own there.
+    // Failing is logged, not fatal: an old hold refuses only its own id.
     if (hold !== undefined) {
       await withReleasesLock(this.confDir, async () => {
         if ((await readHold(this.confDir)) === hold) await removeHold(this.confDir);
-      });
+      }).catch((error: unknown) => this.settings.log.warn({ err: error, configuration: this.name }, 'could not release the hold'));
     }
     if (this.status.currentId === desired.id) {
       if (this.serviceFailedId === desired.id) {
@@ -377,7 +378,13 @@ export class ConfigWorker {
 
     const previous = this.service.origin;
     await this.service.stop();
-    await withReleasesLock(this.confDir, () => switchCurrent(this.confDir, desired.id));
+    try {
+      await withReleasesLock(this.confDir, () => switchCurrent(this.confDir, desired.id));
+    } catch (error) {
+      // The old release stays current: so does its service.
+      if (previous) await this.service.startPrevious(previous);
+      throw error;
+    }
     this.status = { ...this.status, currentId: desired.id, currentRevision: desired.revision };
     if (service) {
       this.setPhase('service');
@@ -389,7 +396,7 @@ export class ConfigWorker {
     }
     // From here the release is live: bookkeeping that fails must not report the deploy as failed.
     try {
-      await withReleasesLock(this.confDir, async () => writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired)));
+      await this.recordDeployed(desired);
       await pruneReleases(this.confDir, this.settings.keep, [desired.id, ...(oldId ? [oldId] : [])]);
     } catch (error) {
       this.settings.log.warn({ err: error, configuration: this.name }, 'deployed, but recording state or pruning old releases failed');
@@ -459,16 +466,28 @@ export class ConfigWorker {
     const canRollBack = service.resolved.onFailure === 'rollback' && oldId !== undefined && await exists(path.join(this.confDir, 'releases', oldId));
     if (canRollBack) {
       await this.service.stop();
-      await withReleasesLock(this.confDir, () => switchCurrent(this.confDir, oldId));
+      // Reported failed, not deployed, should the switch back fail and leave this release current.
+      this.serviceFailedId = desired.id;
+      // The hold with the switch, under the lock, as a local rollback does: a crash or a rollback
+      // in between must not leave the unhealthy revision free to be deployed again at once.
+      await withReleasesLock(this.confDir, async () => {
+        await writeHold(this.confDir, desired.id);
+        await switchCurrent(this.confDir, oldId);
+      });
+      this.serviceFailedId = undefined;
       this.status = { ...this.status, currentId: oldId, ...(oldRevision !== undefined ? { currentRevision: oldRevision } : {}) };
       if (previous?.releaseId === oldId) await this.service.startPrevious(previous);
-      await writeHold(this.confDir, desired.id);
       throw new DeployFailure('SERVICE_UNHEALTHY', `the service of revision ${desired.revision} did not become healthy (${reason}); rolled back to ${oldRevision !== undefined ? `revision ${oldRevision}` : 'the previous release'}`);
     }
     this.serviceFailedId = desired.id;
-    await withReleasesLock(this.confDir, async () => writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired))).catch(() => undefined);
+    await this.recordDeployed(desired).catch(() => undefined);
     const why = service.resolved.onFailure === 'stay' ? 'on-failure stay' : 'nothing to roll back to';
     throw new DeployFailure('SERVICE_UNHEALTHY', `the service of revision ${desired.revision} did not become healthy (${reason}); left running and supervised (${why})`);
+  }
+
+  /** Records in state.json that `desired` is current, under the releases lock. */
+  private async recordDeployed(desired: Configuration): Promise<void> {
+    await withReleasesLock(this.confDir, async () => writeState(this.confDir, markDeployed(await readState(this.confDir).catch(() => undefined), desired)));
   }
 
   /** Restarts this configuration's service (the `restart` order). */

@@ -28,11 +28,15 @@ export interface FileLock {
 }
 
 /**
- * Locks `file` (created with mode 0600, never through a symlink), waiting up to `waitMs` for
- * another holder to let go (0: not at all); resolves to the lock, or undefined when it stayed held.
+ * Locks `file` (never through a symlink), waiting up to `waitMs` for another holder to let go (0:
+ * not at all); resolves to the lock, or undefined when it stayed held. A holder that writes to the
+ * file creates it 0600; a `readOnly` one creates it 0644 and opens it read-only, which flock(2)
+ * needs no more than, so whichever user creates it first (root running `strata agent rollback`,
+ * or an agent running as its own user) does not shut the other out.
  */
-export async function lockFile(file: string, waitMs: number): Promise<FileLock | undefined> {
-  const handle = await open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+export async function lockFile(file: string, waitMs: number, options: { readOnly?: boolean } = {}): Promise<FileLock | undefined> {
+  const access = options.readOnly === true ? constants.O_RDONLY : constants.O_RDWR;
+  const handle = await open(file, access | constants.O_CREAT | constants.O_NOFOLLOW, options.readOnly === true ? 0o644 : 0o600);
   let locked = false;
   try {
     locked = await flockExclusive(handle, file, waitMs);

@@ -49,8 +49,11 @@ export async function loadIdentity(dir: string): Promise<Identity | undefined> {
   return parsed.data;
 }
 
-/** Enrolls with the server and stores the new identity; the server is verified before the token's secret is sent. */
-export async function enroll(dir: string, input: { server: string; joinToken: string; name: string; labels: Record<string, string>; tracks: string[]; inventory: Inventory }): Promise<Identity> {
+/**
+ * Enrolls with the server and stores the new identity; the server is verified before the token's
+ * secret is sent. `remember` is what later starts use as --server (every replica given, comma-separated).
+ */
+export async function enroll(dir: string, input: { server: string; joinToken: string; name: string; labels: Record<string, string>; tracks: string[]; inventory: Inventory; remember?: string }): Promise<Identity> {
   const token = parseToken(input.joinToken);
   if (!token || token.kind !== 'join' || !token.caFingerprint) throw new StrataError('UNAUTHENTICATED', 'the join token is malformed: expected SJ1.<fingerprint>.<id>_<secret>');
   const caPem = await fetchPinnedCertificate(input.server, token.caFingerprint);
@@ -67,7 +70,7 @@ export async function enroll(dir: string, input: { server: string; joinToken: st
     const body = await response.json<{ code?: string; message?: string }>();
     if (response.status >= 400) throw new StrataError(isErrorCode(body.code) ? body.code : 'UNAUTHENTICATED', `enrollment refused: ${body.message ?? response.status}`);
     const enrolled = EnrollResponseSchema.parse(body);
-    const identity: Identity = { name: enrolled.name, server: input.server, caPem, caFingerprint: token.caFingerprint, publicKey, privateKey, enrolledAt: enrolled.enrolledAt };
+    const identity: Identity = { name: enrolled.name, server: input.remember ?? input.server, caPem, caFingerprint: token.caFingerprint, publicKey, privateKey, enrolledAt: enrolled.enrolledAt };
     await writeFileAtomic(identityFile(dir), `${JSON.stringify(identity, null, 2)}\n`, 0o600);
     return identity;
   } finally {

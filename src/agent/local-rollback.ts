@@ -34,11 +34,19 @@ export async function rollbackConfiguration(dir: string, config?: string, lockWa
     throw new StrataError('BAD_REQUEST', deployed.length === 0 ? `nothing is deployed under ${dir}` : `several configurations are deployed (${deployed.join(', ')}): pick one with --config`);
   }
   if (!deployed.includes(name)) throw new StrataError('CONFIGURATION_NOT_FOUND', `configuration "${name}" is not deployed under ${dir}`);
-  const confDir = path.join(dir, name);
+  return { configuration: name, ...(await rollbackLocal(path.join(dir, name), lockWaitMs)) };
+}
+
+/**
+ * Rolls the configuration in `confDir` back one release and holds the one it left. The agent will
+ * deploy the desired state again once another revision is desired, so a server-side rollback is
+ * the lasting one.
+ */
+export async function rollbackLocal(confDir: string, lockWaitMs = ROLLBACK_LOCK_WAIT_MS): Promise<{ from: string; to: string }> {
   // Under the releases lock, so that the agent neither switches `current` nor lets go of a hold
-  // (a newer revision releases it) between this hold and this switch. The hold goes first; when
+  // (another revision releases it) between this hold and this switch. The hold goes first; when
   // the rollback fails, the previous hold comes back.
-  const result = await withReleasesLock(confDir, async () => {
+  return withReleasesLock(confDir, async () => {
     const previous = await readHold(confDir);
     const current = await readCurrent(confDir);
     if (current !== undefined) await writeHold(confDir, current);
@@ -49,5 +57,4 @@ export async function rollbackConfiguration(dir: string, config?: string, lockWa
       throw error;
     }
   }, lockWaitMs);
-  return { configuration: name, ...result };
 }

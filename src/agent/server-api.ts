@@ -6,7 +6,7 @@
  */
 import { createHash, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { createHttpClient, type HttpClient } from '../lib/http-client.ts';
+import { createHttpClient, isUnreachable, type HttpClient } from '../lib/http-client.ts';
 import { StrataError } from '../core/errors.ts';
 import { isErrorCode } from '../protocol/error-codes.ts';
 import { AGENT_BODY_HASH_HEADER, agentSigningInput, DesiredStateSchema, type DesiredState, type StatusReport } from '../protocol/agent.ts';
@@ -65,6 +65,17 @@ export class ServerApi {
     this.index = (this.index + 1) % this.servers.length;
     this.client = this.open(this.server);
     return this.server;
+  }
+
+  /** Runs `call`; when the replica in use cannot be reached, the next call goes to the next one. */
+  async failingOver<T>(call: () => Promise<T>): Promise<T> {
+    const tried = this.server;
+    try {
+      return await call();
+    } catch (error) {
+      if (isUnreachable(error)) this.failover(tried);
+      throw error;
+    }
   }
 
   private open(server: string): HttpClient {

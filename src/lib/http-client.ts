@@ -81,6 +81,11 @@ export function isClientError(error: unknown, code?: ClientErrorCode): error is 
   return error instanceof ClientError && (code === undefined || error.code === code);
 }
 
+/** True for what another attempt or another replica may cure: the server was not reached, or did not answer in time. */
+export function isUnreachable(error: unknown): error is ClientError {
+  return isClientError(error, 'UNREACHABLE') || isClientError(error, 'TIMEOUT');
+}
+
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 const UNREACHABLE_CODES = new Set([

@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { StrataError } from '../../core/errors.ts';
 import { syncDirectory } from '../../lib/atomic-file.ts';
 import { fullJitter, sleep } from '../../lib/backoff.ts';
-import { ClientError, isClientError } from '../../lib/http-client.ts';
+import { ClientError, isClientError, isUnreachable } from '../../lib/http-client.ts';
 import type { BlobResponse, BlobSource } from './blob-source.ts';
 import { hashFileInto } from './file-hash.ts';
 import type { ByteTap } from './byte-tap.ts';
@@ -153,7 +153,7 @@ async function openBlob(options: DownloadOptions, start: number): Promise<BlobRe
   try {
     return await options.source.open(options.sha256, start > 0 ? { start } : undefined, options.signal === undefined ? {} : { signal: options.signal });
   } catch (error) {
-    if (isClientError(error, 'UNREACHABLE') || isClientError(error, 'TIMEOUT')) throw new Retryable(error, false);
+    if (isUnreachable(error)) throw new Retryable(error, false);
     throw error;
   }
 }

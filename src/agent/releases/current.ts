@@ -9,7 +9,6 @@ import path from 'node:path';
 import { StrataError } from '../../core/errors.ts';
 import { syncDirectory } from '../../lib/atomic-file.ts';
 import { assertReleaseId, releasesDir } from './layout.ts';
-import { RELEASES_LOCK_WAIT_MS, withReleasesLock } from './releases-lock.ts';
 import { readState, writeState } from './state.ts';
 
 /** Path of a configuration directory's `current` symlink. */
@@ -57,16 +56,9 @@ export async function readCurrent(confDir: string): Promise<string | undefined> 
 /**
  * Switches `current` back to the release deployed before it (per state.json's history, skipping
  * releases already pruned), with no network and no hook: an emergency lever. Repeated calls walk
- * further back. The agent will deploy the desired state again on its next poll unless the desired
- * state is changed (or the agent paused), so a server-side rollback is the lasting one. It may run
- * beside a running agent: it waits up to `lockWaitMs` for the releases lock, so that no prune can
- * remove the release it picks before `current` points at it.
+ * further back. For a caller that holds the releases lock (see local-rollback.ts), so that no
+ * prune can remove the release it picks before `current` points at it.
  */
-export async function rollbackLocal(confDir: string, lockWaitMs = RELEASES_LOCK_WAIT_MS): Promise<{ from: string; to: string }> {
-  return withReleasesLock(confDir, () => switchToPrevious(confDir), lockWaitMs);
-}
-
-/** `rollbackLocal`'s switch, for a caller that already holds the releases lock. */
 export async function switchToPrevious(confDir: string): Promise<{ from: string; to: string }> {
   const from = await readCurrent(confDir);
   if (from === undefined) throw new StrataError('NOTHING_TO_ROLL_BACK', `${confDir} has no current release to roll back from`);

@@ -16,7 +16,7 @@ export const RELEASES_LOCK_WAIT_MS = 30_000;
 
 /** Runs `work` holding CONFDIR's releases lock, waiting up to `waitMs` for another holder to let go. */
 export async function withReleasesLock<T>(confDir: string, work: () => Promise<T>, waitMs = RELEASES_LOCK_WAIT_MS): Promise<T> {
-  const lock = await lockFile(path.join(confDir, 'releases.lock'), waitMs);
+  const lock = await lockFile(path.join(confDir, 'releases.lock'), waitMs, { readOnly: true });
   if (lock === undefined) {
     const seconds = Math.round(waitMs / 100) / 10;
     throw new StrataError('BAD_REQUEST', `the releases of ${confDir} stayed locked by another process (the agent or another \`strata agent rollback\`) for ${seconds} s; try again`, { details: { confDir } });
