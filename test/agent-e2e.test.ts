@@ -5,68 +5,31 @@
  * restart reach them by push alone, each within a second; revocation of a running agent and at
  * start, --once, and a local rollback.
  */
-import { describe, it, before, after, type TestContext } from 'node:test';
+import { describe, it, before, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { STORE_BACKENDS, requestLog, runStrata, startServer, type LoggedRequest, type TestServer } from './helpers/strata-server.ts';
-import { agentRecord, joinToken, logEntries, startAgent, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { STORE_BACKENDS, requestLog, runStrata, startServer, type LoggedRequest } from './helpers/strata-server.ts';
+import { agentRecord, logEntries, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { agentFixture, read } from './helpers/agent-fixture.ts';
 import { freePort, writeScript } from './helpers/service-release.ts';
 import { writeZip } from './helpers/zip-writer.ts';
 
-let root: string;
-let server: TestServer;
-let token: string;
-const agents: TestAgent[] = [];
-
-async function ok(args: string[]): Promise<string> {
-  const result = await runStrata(args, server.env);
-  assert.equal(result.code, 0, `strata ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-/** Pushes a directory with the given files as component:version. */
-async function push(component: string, version: string, files: Record<string, string>): Promise<void> {
-  const dir = path.join(root, 'src', `${component}-${version}`);
-  for (const [file, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
-    await writeFile(path.join(dir, file), content);
-  }
-  await ok(['push', dir, '--name', component, '--version', version]);
-}
-
-async function read(file: string): Promise<string | undefined> {
-  return readFile(file, 'utf8').catch(() => undefined);
-}
-
-function agent(options: Parameters<typeof startAgent>[0]): TestAgent {
-  const started = startAgent(options);
-  agents.push(started);
-  return started;
-}
-
 // Every case runs once per store backend: the embedded SQLite store and NATS JetStream.
 for (const backend of STORE_BACKENDS) describe(`agents against a real server (${backend} store)`, () => {
+  const fx = agentFixture({ prefix: 'strata-agent-e2e-', store: backend });
+  const { ok, push, agent } = fx;
   before(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-e2e-'));
-    server = await startServer(path.join(root, 'data'), [], { store: backend });
-    token = await joinToken(server);
     // The hook records its environment and fails when the release asks it to.
-    const hook = await writeScript(path.join(root, 'hook.sh'), '#!/bin/sh\nenv | sort > "$NEWROOT.env"\necho "hook ran for $STRATA_CONFIG r$STRATA_REVISION"\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\n');
-  });
-  after(async () => {
-    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
-    await server?.stop();
-    await rm(root, { recursive: true, force: true });
+    await writeScript(path.join(fx.root, 'hook.sh'), '#!/bin/sh\nenv | sort > "$NEWROOT.env"\necho "hook ran for $STRATA_CONFIG r$STRATA_REVISION"\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\n');
   });
 
   it('enrolls, deploys, runs the hook with exactly the documented environment, and reports', async () => {
     await push('code', 'v1', { 'index.html': 'v1' });
     await push('conf', 'v1', { 'app.conf': 'port=1' });
     await ok(['addconf', '--name', 'site', '--layer', 'code:v1', '--layer', 'conf:v1']);
-    const dir = path.join(root, 'agent-a');
-    const web1 = agent({ server, dir, name: 'web-1', token, args: ['--track', 'site', '--hook', path.join(root, 'hook.sh'), '--labels', 'role=web,region=eu'] });
+    const dir = path.join(fx.root, 'agent-a');
+    const web1 = agent({ server: fx.server, dir, name: 'web-1', token: fx.token, args: ['--track', 'site', '--hook', path.join(fx.root, 'hook.sh'), '--labels', 'role=web,region=eu'] });
     const current = path.join(dir, 'site', 'current');
     assert.equal(await waitFor('first deploy', () => read(path.join(current, 'index.html'))), 'v1');
     // The agent replaced itself to run lean, with V8's gc exposed for the pacer (src/lib/gc-pacer.ts).
@@ -88,7 +51,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(vars['STRATA_REVISION'], '1');
 
     const record = await waitFor('deployed report', async () => {
-      const found = await agentRecord(server, 'web-1');
+      const found = await agentRecord(fx.server, 'web-1');
       return found.configurations?.find((c) => c.configuration === 'site' && c.phase === 'deployed') ? found : undefined;
     });
     assert.equal(record.online, true);
@@ -98,7 +61,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
   });
 
   it('deploys a change with the old release as OLDID and OLDROOT, and rolls back with the server', async () => {
-    const current = path.join(root, 'agent-a', 'site', 'current');
+    const current = path.join(fx.root, 'agent-a', 'site', 'current');
     await push('code', 'v2', { 'index.html': 'v2' });
     // Timed from the moment the change is stored (the CLI has returned), not from the CLI's start.
     await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v2']);
@@ -107,7 +70,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     const elapsed = Date.now() - started;
     // This agent also polls every 2 s; the long-poll agents below prove the push itself.
     assert.ok(elapsed < 2_000, `a connected agent deploys a change in well under the 2 s poll (took ${elapsed} ms)`);
-    const env = await read(`${await readlink(current).then((t) => path.join(root, 'agent-a', 'site', t))}.env`);
+    const env = await read(`${await readlink(current).then((t) => path.join(fx.root, 'agent-a', 'site', t))}.env`);
     assert.match(env ?? '', /^OLDID=[0-9a-f]{64}$/m);
     assert.match(env ?? '', /^OLDROOT=\/.+releases\/[0-9a-f]{64}$/m);
 
@@ -116,11 +79,11 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
   });
 
   it('keeps the previous release when the hook fails, reports why, and lets a newer revision supersede it', async () => {
-    const current = path.join(root, 'agent-a', 'site', 'current');
+    const current = path.join(fx.root, 'agent-a', 'site', 'current');
     await push('code', 'v3', { 'index.html': 'v3', fail: 'yes' });
     await ok(['changeconf', '--name', 'site', '--component', 'code', '--version', 'v3']);
     const failed = await waitFor('failed report', async () => {
-      const record = await agentRecord(server, 'web-1');
+      const record = await agentRecord(fx.server, 'web-1');
       return record.configurations?.find((c) => c.phase === 'failed');
     });
     assert.equal(failed.error?.code, 'HOOK_FAILED');
@@ -139,40 +102,40 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     await push('tools', 'v1', { 'bin/tool': 'tool' });
     await ok(['addconf', '--name', 'tools', '--layer', 'tools:v1']);
     await ok(['assign', '--config', 'tools', '--selector', 'role=web,region in (eu,us)']);
-    const dir = path.join(root, 'agent-a');
+    const dir = path.join(fx.root, 'agent-a');
     assert.equal(await waitFor('assigned configuration deployed', () => read(path.join(dir, 'tools', 'current', 'bin', 'tool'))), 'tool');
     assert.equal(await read(path.join(dir, 'site', 'current', 'index.html')), 'v4');
   });
 
   it('deploys a zip layer, which cannot stream, from the cached file', async () => {
-    const zip = path.join(root, 'docs.zip');
+    const zip = path.join(fx.root, 'docs.zip');
     await writeFile(zip, writeZip([{ name: 'docs/readme.txt', data: Buffer.from('zipped') }]));
     await ok(['addver', '--name', 'docs', '--version', 'v1', '--file', zip]);
     await ok(['addconf', '--name', 'site', '--layer', 'code:v4', '--layer', 'conf:v1', '--layer', 'docs:v1', '--force']);
-    const dir = path.join(root, 'agent-a');
+    const dir = path.join(fx.root, 'agent-a');
     assert.equal(await waitFor('zip layer deployed', () => read(path.join(dir, 'site', 'current', 'docs', 'readme.txt'))), 'zipped');
     assert.equal(await read(path.join(dir, 'site', 'current', 'index.html')), 'v4');
   });
 
   it('refuses a second agent on the same directory', async () => {
-    const second = agent({ dir: path.join(root, 'agent-a') });
+    const second = agent({ dir: path.join(fx.root, 'agent-a') });
     const code = await waitFor('second agent exits', async () => second.process.exitCode ?? undefined);
     assert.notEqual(code, 0);
     assert.match(second.logs(), /another agent \(pid \d+\) is running/);
   });
 
   it('survives kill -9 during a hook and converges after restart with a complete current', async () => {
-    const dir = path.join(root, 'agent-k');
-    const slowHook = await writeScript(path.join(root, 'slow-hook.sh'), '#!/bin/sh\nif [ -f "$NEWROOT/slow" ]; then sleep 30; fi\nexit 0\n');
+    const dir = path.join(fx.root, 'agent-k');
+    const slowHook = await writeScript(path.join(fx.root, 'slow-hook.sh'), '#!/bin/sh\nif [ -f "$NEWROOT/slow" ]; then sleep 30; fi\nexit 0\n');
     await push('k', 'v1', { 'index.html': 'k1' });
     await ok(['addconf', '--name', 'ksite', '--layer', 'k:v1']);
-    let running = agent({ server, dir, name: 'k-1', token, args: ['--track', 'ksite', '--hook', slowHook] });
+    let running = agent({ server: fx.server, dir, name: 'k-1', token: fx.token, args: ['--track', 'ksite', '--hook', slowHook] });
     const current = path.join(dir, 'ksite', 'current');
     await waitFor('k1 deployed', async () => (await read(path.join(current, 'index.html'))) === 'k1');
 
     await push('k', 'v2', { 'index.html': 'k2', slow: 'yes' });
     await ok(['changeconf', '--name', 'ksite', '--component', 'k', '--version', 'v2']);
-    await waitFor('agent in its hook', async () => (await agentRecord(server, 'k-1')).configurations?.some((c) => c.phase === 'hook'));
+    await waitFor('agent in its hook', async () => (await agentRecord(fx.server, 'k-1')).configurations?.some((c) => c.phase === 'hook'));
     await running.stop('SIGKILL');
     assert.equal(await read(path.join(current, 'index.html')), 'k1', 'current still points at the complete old release');
 
@@ -191,13 +154,13 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
   });
 
   it('stops a hanging hook at once when a newer revision arrives, and deploys that one', async () => {
-    const dir = path.join(root, 'agent-h');
+    const dir = path.join(fx.root, 'agent-h');
     // Hangs far longer than waitFor waits; only being stopped lets the newer revision through.
-    const hangingHook = await writeScript(path.join(root, 'hanging-hook.sh'), '#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then sleep 600; fi\nexit 0\n');
+    const hangingHook = await writeScript(path.join(fx.root, 'hanging-hook.sh'), '#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then sleep 600; fi\nexit 0\n');
     await push('h', 'v1', { 'index.html': 'h1', hang: 'yes' });
     await ok(['addconf', '--name', 'hsite', '--layer', 'h:v1']);
-    const running = agent({ server, dir, name: 'h-1', token, args: ['--track', 'hsite', '--hook', hangingHook, '--hook-timeout', '10m'] });
-    await waitFor('agent in its hook', async () => (await agentRecord(server, 'h-1')).configurations?.some((c) => c.phase === 'hook'));
+    const running = agent({ server: fx.server, dir, name: 'h-1', token: fx.token, args: ['--track', 'hsite', '--hook', hangingHook, '--hook-timeout', '10m'] });
+    await waitFor('agent in its hook', async () => (await agentRecord(fx.server, 'h-1')).configurations?.some((c) => c.phase === 'hook'));
     await push('h', 'v2', { 'index.html': 'h2' });
     await ok(['changeconf', '--name', 'hsite', '--component', 'h', '--version', 'v2']);
     await waitFor('h2 deployed while the h1 hook would still hang', async () => (await read(path.join(dir, 'hsite', 'current', 'index.html'))) === 'h2');
@@ -218,7 +181,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
    * the CLI's exit, so timing from it is the stricter.
    */
   async function answeredAt(args: string[], method: string, url: string): Promise<number> {
-    const answered = (): LoggedRequest[] => requestLog(server.logs()).filter((r) => r.method === method && r.url === url && r.answeredAt !== undefined);
+    const answered = (): LoggedRequest[] => requestLog(fx.server.logs()).filter((r) => r.method === method && r.url === url && r.answeredAt !== undefined);
     const before = answered().length;
     await ok(args);
     // The server's log reaches this process through a pipe, possibly after the CLI has exited.
@@ -260,7 +223,7 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     await push('fast', 'v1', { 'index.html': 'v1' });
     await ok(['addconf', '--name', 'fast', '--layer', 'fast:v1']);
     for (const name of ['push-1', 'push-2']) {
-      const started = agent({ server, dir: path.join(root, `agent-${name}`), name, token, args: ['--track', 'fast', '--poll', '10m'] });
+      const started = agent({ server: fx.server, dir: path.join(fx.root, `agent-${name}`), name, token: fx.token, args: ['--track', 'fast', '--poll', '10m'] });
       pushAgents.push(started);
     }
     for (const running of pushAgents) assert.equal(await waitFor(`${running.name} v1`, () => read(path.join(running.dir, 'fast', 'current', 'index.html'))), 'v1');
@@ -288,8 +251,8 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
 
   it('reconnects both long-poll agents after a server restart, and a change made then reaches both by push', async (t) => {
     for (const running of pushAgents) assert.equal(channelOpens(running), 1, `${running.name} kept one channel open so far`);
-    await server.stop('SIGTERM', { keepStore: true });
-    server = await startServer(server.dataDir, [], { listen: new URL(server.url).host, store: backend });
+    await fx.server.stop('SIGTERM', { keepStore: true });
+    fx.server = await startServer(fx.server.dataDir, [], { listen: new URL(fx.server.url).host, store: backend });
     // The channel's reconnect backoff is jittered and grows while the server is down: allow for a few rounds.
     for (const running of pushAgents) await waitFor(`${running.name} to open its channel again`, async () => channelOpens(running) === 2, 30_000);
     const listed = await waitFor('both agents online on the restarted server', async () => {
@@ -325,10 +288,10 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
   });
 
   it('converges once with --once and exits 0, or 1 when it fails or tracks nothing', async () => {
-    const dir = path.join(root, 'agent-once');
+    const dir = path.join(fx.root, 'agent-once');
     await push('once', 'v1', { 'a.txt': 'once' });
     await ok(['addconf', '--name', 'oncesite', '--layer', 'once:v1']);
-    const first = await runStrata(['agent', '--once', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'once-1', '--track', 'oncesite', '--log-level', 'warn']);
+    const first = await runStrata(['agent', '--once', '--dir', dir, '--server', fx.server.url, '--join-token', fx.token, '--name', 'once-1', '--track', 'oncesite', '--log-level', 'warn']);
     assert.equal(first.code, 0, first.stderr);
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
     const again = await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn']);
@@ -337,20 +300,20 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     await push('oncetoo', 'v1', { 'b.txt': 'too' });
     await ok(['addconf', '--name', 'oncetoo', '--layer', 'oncetoo:v1']);
     const dead = `https://127.0.0.1:${await freePort()}`;
-    const widened = await runStrata(['agent', '--once', '--dir', dir, '--server', `${dead},${server.url}`, '--track', 'oncesite', '--track', 'oncetoo', '--log-level', 'warn']);
+    const widened = await runStrata(['agent', '--once', '--dir', dir, '--server', `${dead},${fx.server.url}`, '--track', 'oncesite', '--track', 'oncetoo', '--log-level', 'warn']);
     assert.equal(widened.code, 0, widened.stderr);
     assert.equal(await read(path.join(dir, 'oncetoo', 'current', 'b.txt')), 'too');
-    const failing = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-fail'), '--server', server.url, '--join-token', token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
+    const failing = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-once-fail'), '--server', fx.server.url, '--join-token', fx.token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
     assert.equal(failing.code, 1);
     // The reason reaches a script that keeps only warnings and errors.
     assert.match(failing.stderr, /configuration nosuchconfig is not deployed: CONFIGURATION_NOT_FOUND/);
-    const untracked = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once-none'), '--server', server.url, '--join-token', token, '--name', 'once-3', '--log-level', 'warn']);
+    const untracked = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-once-none'), '--server', fx.server.url, '--join-token', fx.token, '--name', 'once-3', '--log-level', 'warn']);
     assert.equal(untracked.code, 1);
     assert.equal(untracked.stderr.trim().split('\n').at(-1), 'nothing to converge: agent "once-3" tracks no configuration (give --track NAME, or match its labels with strata assign)', untracked.stderr);
   });
 
   it('rolls back locally without the network, in under a second', async (t) => {
-    const dir = path.join(root, 'agent-once');
+    const dir = path.join(fx.root, 'agent-once');
     await push('once', 'v2', { 'a.txt': 'twice' });
     await ok(['changeconf', '--name', 'oncesite', '--component', 'once', '--version', 'v2']);
     assert.equal((await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn'])).code, 0);
@@ -378,18 +341,18 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     const back = await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn']);
     assert.equal(back.code, 0, back.stderr);
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'twice', 'the once-held content deploys again');
-    const bad = await runStrata(['agent', 'rollback', '--dir', path.join(root, 'nothing-here')]);
+    const bad = await runStrata(['agent', 'rollback', '--dir', path.join(fx.root, 'nothing-here')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /nothing is deployed/);
   });
 
   it('refuses a revoked agent at once, and a join token with the wrong fingerprint', async () => {
     await ok(['agents', 'revoke', 'once-1']);
-    const refused = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-once'), '--log-level', 'warn']);
+    const refused = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-once'), '--log-level', 'warn']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /revoked/);
-    const forged = token.replace(/^SJ1\.[0-9a-f]{64}/, `SJ1.${'0'.repeat(64)}`);
-    const wrong = await runStrata(['agent', '--once', '--dir', path.join(root, 'agent-forged'), '--server', server.url, '--join-token', forged, '--name', 'forged', '--track', 'site']);
+    const forged = fx.token.replace(/^SJ1\.[0-9a-f]{64}/, `SJ1.${'0'.repeat(64)}`);
+    const wrong = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-forged'), '--server', fx.server.url, '--join-token', forged, '--name', 'forged', '--track', 'site']);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /fingerprint mismatch/);
   });

@@ -6,71 +6,22 @@
  * tracked configuration that does not exist yet. In every case the previous release stays current
  * until the new one is whole. Archives the agent must refuse are in agent-unsafe-archives.test.ts.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { requestLog, runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
-import { agentRecord, currentId, joinToken, startAgent, tempReleases, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { currentId, joinToken, tempReleases, waitFor, type TestAgent } from './helpers/strata-agent.ts';
+import { agentFixture, alive, read } from './helpers/agent-fixture.ts';
 import { freePort, writeScript } from './helpers/service-release.ts';
 import { ONCE_UNREACHABLE_MS } from '../src/agent/agent.ts';
 
 const run = promisify(execFile);
-
-let root: string;
-let server: TestServer;
-let token: string;
-const agents: TestAgent[] = [];
-
-async function ok(args: string[], env: Record<string, string> = server.env): Promise<string> {
-  const result = await runStrata(args, env);
-  assert.equal(result.code, 0, `strata ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-/** Writes `files` under a fresh source directory and pushes it as component:version. */
-async function push(component: string, version: string, files: Record<string, string | Buffer>): Promise<void> {
-  const dir = path.join(root, 'src', `${component}-${version}`);
-  const entries = Object.entries(files);
-  for (const parent of new Set(entries.map(([file]) => path.dirname(path.join(dir, file))))) await mkdir(parent, { recursive: true });
-  for (let start = 0; start < entries.length; start += 256) {
-    await Promise.all(entries.slice(start, start + 256).map(([file, content]) => writeFile(path.join(dir, file), content)));
-  }
-  await ok(['push', dir, '--name', component, '--version', version]);
-}
-
-async function read(file: string): Promise<string | undefined> {
-  return readFile(file, 'utf8').catch(() => undefined);
-}
-
-/** A configuration as `strata showconf --json` prints it. */
-async function showconf(name: string): Promise<{ id: string; revision: number; layers: { component: string; blob: string; size: number }[] }> {
-  return JSON.parse(await ok(['showconf', '--name', name, '--json']));
-}
-
-/** Waits until the agent reports `configuration` in a phase that `accept` likes; returns that status. */
-async function reported(agentName: string, configuration: string, accept: (status: { phase: string; error?: { code: string; message: string } }) => boolean, timeoutMs = 20_000, on = () => server) {
-  return waitFor(`${agentName} to report ${configuration}`, async () => {
-    const status = (await agentRecord(on(), agentName)).configurations?.find((c) => c.configuration === configuration);
-    return status && accept(status) ? status : undefined;
-  }, timeoutMs, 150);
-}
-
-function agent(options: Parameters<typeof startAgent>[0]): TestAgent {
-  const started = startAgent(options);
-  agents.push(started);
-  return started;
-}
-
-/** True while the process has neither exited nor been killed. */
-function alive(process: TestAgent['process']): boolean {
-  return process.exitCode === null && process.signalCode === null;
-}
 
 /**
  * A TCP proxy in front of the server that counts the bytes it carries to the client and can
@@ -126,16 +77,8 @@ function blobGets(logs: string, sha256: string): { status?: number }[] {
 }
 
 describe('agent faults against a real server', () => {
-  before(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-faults-'));
-    server = await startServer(path.join(root, 'data'));
-    token = await joinToken(server);
-  });
-  after(async () => {
-    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
-    await server?.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const fx = agentFixture({ prefix: 'strata-agent-faults-' });
+  const { ok, push, showconf, reported, agent } = fx;
 
   it('resumes a download interrupted by kill -9: verified blobs are not fetched again, the partial one continues with a Range request', async () => {
     const big = 24 * 1024 * 1024;
@@ -145,12 +88,12 @@ describe('agent faults against a real server', () => {
     await ok(['addconf', '--name', 'dl', '--layer', 'dl-base:v1']);
 
     // Throttled to 4 MiB/s per connection: the big blob takes ~6 s, the small one ~20 ms.
-    const proxy = new ThrottlingProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) }, 4 * 1024 * 1024);
+    const proxy = new ThrottlingProxy({ host: '127.0.0.1', port: Number(new URL(fx.server.url).port) }, 4 * 1024 * 1024);
     const proxyUrl = await proxy.listen();
     try {
-      const dir = path.join(root, 'agent-dl');
+      const dir = path.join(fx.root, 'agent-dl');
       const confDir = path.join(dir, 'dl');
-      let running = agent({ server: { ...server, url: proxyUrl }, dir, name: 'dl-1', token, args: ['--track', 'dl'] });
+      let running = agent({ server: { ...fx.server, url: proxyUrl }, dir, name: 'dl-1', token: fx.token, args: ['--track', 'dl'] });
       assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'base.txt'))), 'base');
       const v1 = await currentId(confDir);
 
@@ -172,8 +115,8 @@ describe('agent faults against a real server', () => {
       assert.ok(partSize > 0 && partSize < bigSize, `the kill landed mid-download (${partSize} of ${bigSize} bytes)`);
       assert.equal(await currentId(confDir), v1, 'after the kill the old, complete release is still current');
       assert.equal(await read(path.join(confDir, 'current', 'base.txt')), 'base');
-      assert.equal(blobGets(server.logs(), smallBlob).length, 1);
-      assert.equal(blobGets(server.logs(), bigBlob).length, 1);
+      assert.equal(blobGets(fx.server.logs(), smallBlob).length, 1);
+      assert.equal(blobGets(fx.server.logs(), bigBlob).length, 1);
 
       // Restart at full speed and count what the server sends.
       proxy.rate = undefined;
@@ -184,7 +127,7 @@ describe('agent faults against a real server', () => {
       assert.equal((await stat(path.join(confDir, 'current', 'small.bin'))).size, 64 * 1024);
       assert.equal(await read(path.join(confDir, 'current', 'base.txt')), 'base');
 
-      const logs = server.logs();
+      const logs = fx.server.logs();
       assert.equal(blobGets(logs, baseBlob).length, 1, 'the first release\'s blob was fetched once, for v1');
       assert.equal(blobGets(logs, smallBlob).length, 1, 'the verified small blob is not downloaded again');
       const bigGets = blobGets(logs, bigBlob);
@@ -204,9 +147,9 @@ describe('agent faults against a real server', () => {
   it('survives kill -9 during an unpack: the old release stays current, and the restart converges and clears the debris', async () => {
     await push('many', 'v1', { 'one.txt': 'one' });
     await ok(['addconf', '--name', 'many', '--layer', 'many:v1']);
-    const dir = path.join(root, 'agent-unpack');
+    const dir = path.join(fx.root, 'agent-unpack');
     const confDir = path.join(dir, 'many');
-    let running = agent({ server, dir, name: 'unpack-1', token, args: ['--track', 'many'] });
+    let running = agent({ server: fx.server, dir, name: 'unpack-1', token: fx.token, args: ['--track', 'many'] });
     assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'one.txt'))), 'one');
     const v1 = await currentId(confDir);
 
@@ -278,7 +221,7 @@ describe('agent faults against a real server', () => {
       await ok(['addconf', '--name', 'full', '--layer', 'full:v1']);
       const dir = path.join(mountPoint, 'agent');
       const confDir = path.join(dir, 'full');
-      diskAgent = agent({ server, dir, name: 'disk-1', token, args: ['--track', 'full'] });
+      diskAgent = agent({ server: fx.server, dir, name: 'disk-1', token: fx.token, args: ['--track', 'full'] });
       assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'ok.txt'))), 'fits');
       const v1 = await currentId(confDir);
 
@@ -303,12 +246,12 @@ describe('agent faults against a real server', () => {
   });
 
   it('keeps retrying while the server is unreachable at the first start, then enrolls and deploys', async () => {
-    const other = await startServer(path.join(root, 'data-unreachable'));
+    const other = await startServer(path.join(fx.root, 'data-unreachable'));
     let restarted: TestServer | undefined;
     try {
       const otherToken = await joinToken(other);
       await ok(['push', await (async () => {
-        const dir = path.join(root, 'src', 'late-v1');
+        const dir = path.join(fx.root, 'src', 'late-v1');
         await mkdir(dir, { recursive: true });
         await writeFile(path.join(dir, 'late.txt'), 'late');
         return dir;
@@ -317,7 +260,7 @@ describe('agent faults against a real server', () => {
       const listen = new URL(other.url).host;
       await other.stop();
 
-      const dir = path.join(root, 'agent-unreachable');
+      const dir = path.join(fx.root, 'agent-unreachable');
       const running = agent({ server: other, dir, name: 'late-1', token: otherToken, args: ['--track', 'late'] });
       await waitFor('the retry line', async () => /server unreachable; retrying/.test(running.logs()), 15_000);
       await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -338,8 +281,8 @@ describe('agent faults against a real server', () => {
   it('--once gives up on a server it cannot reach, at the first start and once enrolled: exit 1 in time, one line saying so', async () => {
     await push('oncegone', 'v1', { 'g.txt': 'gone' });
     await ok(['addconf', '--name', 'oncegone', '--layer', 'oncegone:v1']);
-    const enrolledDir = path.join(root, 'agent-once-gone');
-    const first = await runStrata(['agent', '--once', '--dir', enrolledDir, '--server', server.url, '--join-token', token, '--name', 'gone-1', '--track', 'oncegone', '--log-level', 'fatal']);
+    const enrolledDir = path.join(fx.root, 'agent-once-gone');
+    const first = await runStrata(['agent', '--once', '--dir', enrolledDir, '--server', fx.server.url, '--join-token', fx.token, '--name', 'gone-1', '--track', 'oncegone', '--log-level', 'fatal']);
     assert.equal(first.code, 0, first.stderr);
 
     // Nothing listens on the port: every attempt is refused at once, so only the bound ends the run.
@@ -347,7 +290,7 @@ describe('agent faults against a real server', () => {
     const started = Date.now();
     const timed = async (args: string[]) => ({ ...(await runStrata(['agent', '--once', ...args, '--server', dead, '--log-level', 'fatal'])), seconds: (Date.now() - started) / 1000 });
     const [fresh, enrolled] = await Promise.all([
-      timed(['--dir', path.join(root, 'agent-once-fresh'), '--join-token', token, '--name', 'gone-2', '--track', 'oncegone']),
+      timed(['--dir', path.join(fx.root, 'agent-once-fresh'), '--join-token', fx.token, '--name', 'gone-2', '--track', 'oncegone']),
       timed(['--dir', enrolledDir]),
     ]);
     const bound = ONCE_UNREACHABLE_MS / 1000;
@@ -362,15 +305,15 @@ describe('agent faults against a real server', () => {
   it('fails with HOOK_MISSING while the hook does not exist, and deploys once restarted with a real one', async () => {
     await push('hooked', 'v1', { 'h.txt': 'h1' });
     await ok(['addconf', '--name', 'hooked', '--layer', 'hooked:v1']);
-    const hook = await writeScript(path.join(root, 'real-hook.sh'), '#!/bin/sh\necho "real hook for $NEWID"\n');
-    const dir = path.join(root, 'agent-hook');
+    const hook = await writeScript(path.join(fx.root, 'real-hook.sh'), '#!/bin/sh\necho "real hook for $NEWID"\n');
+    const dir = path.join(fx.root, 'agent-hook');
     const confDir = path.join(dir, 'hooked');
-    let running = agent({ server, dir, name: 'hook-1', token, args: ['--track', 'hooked', '--hook', hook] });
+    let running = agent({ server: fx.server, dir, name: 'hook-1', token: fx.token, args: ['--track', 'hooked', '--hook', hook] });
     assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'h.txt'))), 'h1');
     const v1 = await currentId(confDir);
     await running.stop();
 
-    const missing = path.join(root, 'no-such-dir', 'hook.sh');
+    const missing = path.join(fx.root, 'no-such-dir', 'hook.sh');
     running = agent({ dir, args: ['--hook', missing] });
     await push('hooked', 'v2', { 'h.txt': 'h2' });
     await ok(['changeconf', '--name', 'hooked', '--component', 'hooked', '--version', 'v2']);
@@ -392,15 +335,15 @@ describe('agent faults against a real server', () => {
   });
 
   it('kills a hook that outlives --hook-timeout: HOOK_TIMEOUT with its output, the old release current, the new one removed', async () => {
-    const dir = path.join(root, 'agent-timeout');
+    const dir = path.join(fx.root, 'agent-timeout');
     const confDir = path.join(dir, 'slowhook');
-    const pidFile = path.join(root, 'timeout-hook.pid');
+    const pidFile = path.join(fx.root, 'timeout-hook.pid');
     // Says something, then hangs far past the timeout whenever the release asks it to.
-    const hook = await writeScript(path.join(root, 'timeout-hook.sh'), `#!/bin/sh\necho "hook started for r$STRATA_REVISION"\nif [ -f "$NEWROOT/hang" ]; then\n  echo $$ > ${JSON.stringify(pidFile)}\n  echo "hanging now"\n  sleep 600\nfi\nexit 0\n`);
+    const hook = await writeScript(path.join(fx.root, 'timeout-hook.sh'), `#!/bin/sh\necho "hook started for r$STRATA_REVISION"\nif [ -f "$NEWROOT/hang" ]; then\n  echo $$ > ${JSON.stringify(pidFile)}\n  echo "hanging now"\n  sleep 600\nfi\nexit 0\n`);
     await push('slowhook', 'v1', { 'v.txt': 'one' });
     await ok(['addconf', '--name', 'slowhook', '--layer', 'slowhook:v1']);
     // A long retry wait: the timed-out release is not unpacked and hooked again while the test looks.
-    const running = agent({ server, dir, name: 'timeout-1', token, args: ['--track', 'slowhook', '--hook', hook, '--hook-timeout', '1s', '--retry-base', '60s', '--retry-cap', '60s'] });
+    const running = agent({ server: fx.server, dir, name: 'timeout-1', token: fx.token, args: ['--track', 'slowhook', '--hook', hook, '--hook-timeout', '1s', '--retry-base', '60s', '--retry-cap', '60s'] });
     assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'v.txt'))), 'one');
     const v1 = await currentId(confDir);
 
@@ -427,9 +370,9 @@ describe('agent faults against a real server', () => {
   });
 
   it('reports a tracked configuration that does not exist as pending, and deploys it as soon as it is added', async () => {
-    const dir = path.join(root, 'agent-missing');
+    const dir = path.join(fx.root, 'agent-missing');
     // A long poll: the deploy must come from the push over the channel, not from polling.
-    const running = agent({ server, dir, name: 'missing-1', token, args: ['--track', 'notyet', '--poll', '60s'] });
+    const running = agent({ server: fx.server, dir, name: 'missing-1', token: fx.token, args: ['--track', 'notyet', '--poll', '60s'] });
     const pending = await reported('missing-1', 'notyet', (s) => s.phase === 'pending' && s.error !== undefined);
     assert.equal(pending.error?.code, 'CONFIGURATION_NOT_FOUND');
     assert.match(pending.error?.message ?? '', /"notyet" does not exist/);
@@ -450,14 +393,14 @@ describe('agent faults against a real server', () => {
   // before the spawn, with the hook's STATEFILE: the restarted agent finds the hook by that.
   for (const recorded of ['with its pid', 'before its pid was known'] as const) it(`stops the hook an agent killed with SIGKILL left running (recorded ${recorded}), children included, before it runs a hook again`, async () => {
     const conf = recorded === 'with its pid' ? 'orphan' : 'orphan-early';
-    const dir = path.join(root, `agent-${conf}`);
-    const pids = path.join(root, `${conf}-hook.pids`);
+    const dir = path.join(fx.root, `agent-${conf}`);
+    const pids = path.join(fx.root, `${conf}-hook.pids`);
     // Hangs, with a child of its own, whenever the release asks it to; records both pids.
-    const hook = await writeScript(path.join(root, 'orphan-hook.sh'), `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo half-done > "$NEWROOT/hook-was-here"\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
+    const hook = await writeScript(path.join(fx.root, 'orphan-hook.sh'), `#!/bin/sh\nif [ -f "$NEWROOT/hang" ]; then\n  echo half-done > "$NEWROOT/hook-was-here"\n  echo $$ >> ${JSON.stringify(pids)}\n  sleep 600 &\n  echo $! >> ${JSON.stringify(pids)}\n  wait\nfi\nexit 0\n`);
     await push(conf, 'v1', { 'v.txt': 'one', hang: 'yes' });
     await ok(['addconf', '--name', conf, '--layer', `${conf}:v1`]);
     const v1 = (await showconf(conf)).id;
-    let running = agent({ server, dir, name: `${conf}-1`, token, args: ['--track', conf, '--hook', hook] });
+    let running = agent({ server: fx.server, dir, name: `${conf}-1`, token: fx.token, args: ['--track', conf, '--hook', hook] });
     const hookPids = await waitFor('the hook and its child running', async () => {
       const list = ((await read(pids)) ?? '').trim().split('\n').filter(Boolean).map(Number);
       return list.length === 2 ? list : undefined;
@@ -491,13 +434,13 @@ describe('agent faults against a real server', () => {
   });
 
   it('keeps a failed deploy\'s backoff across a restart, reporting the failure meanwhile, until a newer revision supersedes it', async () => {
-    const dir = path.join(root, 'agent-backoff');
-    const runs = path.join(root, 'backoff-hook.runs');
-    const hook = await writeScript(path.join(root, 'backoff-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\nexit 0\n`);
+    const dir = path.join(fx.root, 'agent-backoff');
+    const runs = path.join(fx.root, 'backoff-hook.runs');
+    const hook = await writeScript(path.join(fx.root, 'backoff-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\nif [ -f "$NEWROOT/fail" ]; then echo "failing on purpose" >&2; exit 3; fi\nexit 0\n`);
     await push('backoff', 'v1', { 'v.txt': 'one', fail: 'yes' });
     await ok(['addconf', '--name', 'backoff', '--layer', 'backoff:v1']);
     const args = ['--track', 'backoff', '--hook', hook, '--retry-base', '60s', '--retry-cap', '60s'];
-    let running = agent({ server, dir, name: 'backoff-1', token, args });
+    let running = agent({ server: fx.server, dir, name: 'backoff-1', token: fx.token, args });
     await reported('backoff-1', 'backoff', (s) => s.phase === 'failed');
     const hookRuns = async (): Promise<number> => ((await read(runs)) ?? '').split('\n').filter(Boolean).length;
     assert.equal(await hookRuns(), 1);
@@ -524,13 +467,13 @@ describe('agent faults against a real server', () => {
   });
 
   it('unpacks afresh after a hook that failed: the retry never sees what the failed hook changed', async () => {
-    const dir = path.join(root, 'agent-dirty');
-    const runs = path.join(root, 'dirty-hook.runs');
+    const dir = path.join(fx.root, 'agent-dirty');
+    const runs = path.join(fx.root, 'dirty-hook.runs');
     // Changes the release, then fails, the first time only.
-    const hook = await writeScript(path.join(root, 'dirty-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\n[ "$(wc -l < ${JSON.stringify(runs)})" -ge 2 ] || exit 1\nexit 0\n`);
+    const hook = await writeScript(path.join(fx.root, 'dirty-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\n[ "$(wc -l < ${JSON.stringify(runs)})" -ge 2 ] || exit 1\nexit 0\n`);
     await push('dirty', 'v1', { 'v.txt': 'one\n' });
     await ok(['addconf', '--name', 'dirty', '--layer', 'dirty:v1']);
-    const running = agent({ server, dir, name: 'dirty-1', token, args: ['--track', 'dirty', '--hook', hook, '--retry-base', '100ms', '--retry-cap', '1s'] });
+    const running = agent({ server: fx.server, dir, name: 'dirty-1', token: fx.token, args: ['--track', 'dirty', '--hook', hook, '--retry-base', '100ms', '--retry-cap', '1s'] });
     await waitFor('v1 deployed on the retry', async () => (await currentId(path.join(dir, 'dirty'))) !== undefined);
     assert.equal(((await read(runs)) ?? '').split('\n').filter(Boolean).length, 2, 'one failed run, one that succeeded');
     assert.equal(await read(path.join(dir, 'dirty', 'current', 'v.txt')), 'one\nchanged\n', 'only the successful run\'s change is in the release');
@@ -542,16 +485,16 @@ describe('agent faults against a real server', () => {
     // Root may not rename an immutable directory; anyone else may not rename in a directory it cannot write.
     const root0 = process.getuid?.() === 0;
     if (root0) {
-      const probe = await mkdtemp(path.join(root, 'chattr-'));
+      const probe = await mkdtemp(path.join(fx.root, 'chattr-'));
       const usable = await run('chattr', ['+i', probe]).then(() => run('chattr', ['-i', probe])).then(() => true, () => false);
       if (!usable) return t.skip('running as root where chattr +i does not work, so nothing can make a release undeletable');
     }
-    const dir = path.join(root, 'agent-undeletable');
+    const dir = path.join(fx.root, 'agent-undeletable');
     const releases = path.join(dir, 'undel', 'releases');
-    const runs = path.join(root, 'undel-hook.runs');
+    const runs = path.join(fx.root, 'undel-hook.runs');
     // Changes the release, makes it undeletable and fails, the first time only.
     const pin = root0 ? 'chattr +i "$NEWROOT"' : 'chmod 555 "$(dirname "$NEWROOT")"';
-    const hook = await writeScript(path.join(root, 'undel-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\nif [ "$(wc -l < ${JSON.stringify(runs)})" -lt 2 ]; then ${pin}; exit 1; fi\nexit 0\n`);
+    const hook = await writeScript(path.join(fx.root, 'undel-hook.sh'), `#!/bin/sh\necho run >> ${JSON.stringify(runs)}\necho changed >> "$NEWROOT/v.txt"\nif [ "$(wc -l < ${JSON.stringify(runs)})" -lt 2 ]; then ${pin}; exit 1; fi\nexit 0\n`);
     await push('undel', 'v1', { 'v.txt': 'one\n' });
     await ok(['addconf', '--name', 'undel', '--layer', 'undel:v1']);
     const v1 = (await showconf('undel')).id;
@@ -560,7 +503,7 @@ describe('agent faults against a real server', () => {
     };
     t.after(unpin);
     const args = ['--track', 'undel', '--hook', hook, '--retry-base', '100ms', '--retry-cap', '500ms'];
-    let running = agent({ server, dir, name: 'undel-1', token, args });
+    let running = agent({ server: fx.server, dir, name: 'undel-1', token: fx.token, args });
     const refused = await reported('undel-1', 'undel', (s) => s.error?.code === 'RELEASE_NOT_REMOVED');
     assert.match(refused.error!.message, /^the release a failed hook changed cannot be removed, and is not reused: /);
     assert.match(running.logs(), /could not remove a release a hook may have changed/);
@@ -580,12 +523,12 @@ describe('agent faults against a real server', () => {
   });
 
   it('trims its blob cache after each deploy to the blobs of the releases it keeps, leaving foreign files alone', async () => {
-    const dir = path.join(root, 'agent-trim');
+    const dir = path.join(fx.root, 'agent-trim');
     const confDir = path.join(dir, 'trim');
     const cacheDir = path.join(dir, 'cache');
     await push('trim', 'v1', { 'v.txt': 'one' });
     await ok(['addconf', '--name', 'trim', '--layer', 'trim:v1']);
-    const running = agent({ server, dir, name: 'trim-1', token, args: ['--track', 'trim', '--keep', '1'] });
+    const running = agent({ server: fx.server, dir, name: 'trim-1', token: fx.token, args: ['--track', 'trim', '--keep', '1'] });
     const blobs: string[] = [];
     for (const version of ['v1', 'v2', 'v3']) {
       if (version !== 'v1') {
@@ -606,7 +549,7 @@ describe('agent faults against a real server', () => {
   });
 
   it('refuses timing flags that would make a busy loop, with one line and exit status 2, and starts with the smallest allowed', async () => {
-    const dir = path.join(root, 'agent-timing');
+    const dir = path.join(fx.root, 'agent-timing');
     const cases: [string[], RegExp][] = [
       [['--poll', '0s'], /^strata: --poll must be at least 1s\n$/],
       [['--retry-base', '0s'], /^strata: --retry-base must be at least 100ms\n$/],
@@ -617,12 +560,12 @@ describe('agent faults against a real server', () => {
       [['--poll', 'soon'], /^strata: --poll: invalid duration "soon"/],
     ];
     for (const [args, expected] of cases) {
-      const result = await runStrata(['agent', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'timing-1', '--track', 'site', ...args]);
+      const result = await runStrata(['agent', '--dir', dir, '--server', fx.server.url, '--join-token', fx.token, '--name', 'timing-1', '--track', 'site', ...args]);
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, expected);
     }
     await assert.rejects(stat(dir), { code: 'ENOENT' }, 'a refused start creates nothing');
-    const once = await runStrata(['agent', '--once', '--dir', dir, '--server', server.url, '--join-token', token, '--name', 'timing-1', '--track', 'notyet-either', '--poll', '1s', '--retry-base', '100ms', '--retry-cap', '100ms', '--hook-timeout', '1s', '--log-level', 'fatal']);
+    const once = await runStrata(['agent', '--once', '--dir', dir, '--server', fx.server.url, '--join-token', fx.token, '--name', 'timing-1', '--track', 'notyet-either', '--poll', '1s', '--retry-base', '100ms', '--retry-cap', '100ms', '--hook-timeout', '1s', '--log-level', 'fatal']);
     assert.equal(once.code, 1, `the floors themselves are accepted; the configuration does not exist: ${once.stderr}`);
     const longBase = await runStrata(['agent', '--once', '--dir', dir, '--track', 'notyet-either', '--retry-base', '10m', '--log-level', 'fatal']);
     assert.equal(longBase.code, 1, `a base above the default cap, given alone, raises the cap: ${longBase.stderr}`);

@@ -5,89 +5,44 @@
  * releases over the agent's --max-files and --max-unpacked. Each is reported failed naming the
  * layer and the entry, nothing lands outside the release tree, and the previous release stays current.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import { runStrata, startServer, type TestServer } from './helpers/strata-server.ts';
-import { agentRecord, currentId, joinToken, startAgent, tempReleases, waitFor, type ReportedConfiguration, type TestAgent } from './helpers/strata-agent.ts';
+import { runStrata } from './helpers/strata-server.ts';
+import { currentId, tempReleases, waitFor, type ReportedConfiguration } from './helpers/strata-agent.ts';
+import { agentFixture, read } from './helpers/agent-fixture.ts';
 import { tarBytes, type TarInput } from './helpers/tar-bytes.ts';
 
-let root: string;
-let server: TestServer;
-let token: string;
-const agents: TestAgent[] = [];
-
-async function ok(args: string[]): Promise<string> {
-  const result = await runStrata(args, server.env);
-  assert.equal(result.code, 0, `strata ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-/** Writes `files` under a fresh source directory and pushes it as component:version. */
-async function push(component: string, version: string, files: Record<string, string | Buffer>): Promise<void> {
-  const dir = path.join(root, 'src', `${component}-${version}`);
-  await mkdir(dir, { recursive: true });
-  for (const [file, content] of Object.entries(files)) await writeFile(path.join(dir, file), content);
-  await ok(['push', dir, '--name', component, '--version', version]);
-}
-
-async function read(file: string): Promise<string | undefined> {
-  return readFile(file, 'utf8').catch(() => undefined);
-}
-
-/** Waits until the agent reports `configuration` in a state that `accept` likes; returns that status. */
-async function reported(agentName: string, configuration: string, accept: (status: ReportedConfiguration) => boolean): Promise<ReportedConfiguration> {
-  return waitFor(`${agentName} to report ${configuration}`, async () => {
-    const status = (await agentRecord(server, agentName)).configurations?.find((c) => c.configuration === configuration);
-    return status && accept(status) ? status : undefined;
-  }, 20_000, 150);
-}
-
-function agent(options: Parameters<typeof startAgent>[0]): TestAgent {
-  const started = startAgent(options);
-  agents.push(started);
-  return started;
-}
-
 describe('archives an agent refuses, against a real server', () => {
-  before(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'strata-agent-unsafe-'));
-    server = await startServer(path.join(root, 'data'));
-    token = await joinToken(server);
-  });
-  after(async () => {
-    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
-    await server?.stop();
-    await rm(root, { recursive: true, force: true });
-  });
+  const fx = agentFixture({ prefix: 'strata-agent-unsafe-' });
+  const { ok, push, reported, agent } = fx;
 
   it('refuses at unpack an archive that is only unsafe across layers, naming the entry and the layer', async () => {
     await push('unsafe', 'v1', { 'safe.txt': 'safe' });
     await ok(['addconf', '--name', 'unsafe', '--layer', 'unsafe:v1']);
-    const dir = path.join(root, 'agent-unsafe');
+    const dir = path.join(fx.root, 'agent-unsafe');
     const confDir = path.join(dir, 'unsafe');
-    const running = agent({ server, dir, name: 'unsafe-1', token, args: ['--track', 'unsafe'] });
+    const running = agent({ server: fx.server, dir, name: 'unsafe-1', token: fx.token, args: ['--track', 'unsafe'] });
     assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir, 'current', 'safe.txt'))), 'safe');
     const v1 = await currentId(confDir);
 
     // Layer A: a directory and a symlink to it, safe on its own.
-    const a = path.join(root, 'src', 'layer-a');
+    const a = path.join(fx.root, 'src', 'layer-a');
     await mkdir(path.join(a, 'sub'), { recursive: true });
     await symlink('sub', path.join(a, 'link'));
-    await tar.create({ gzip: true, portable: true, cwd: a, file: path.join(root, 'layer-a.tar.gz') }, ['sub', 'link']);
+    await tar.create({ gzip: true, portable: true, cwd: a, file: path.join(fx.root, 'layer-a.tar.gz') }, ['sub', 'link']);
     // Layer B: a file under "link/" (no directory entry for it), also safe on its own.
-    const b = path.join(root, 'src', 'layer-b');
+    const b = path.join(fx.root, 'src', 'layer-b');
     await mkdir(path.join(b, 'link'), { recursive: true });
     await writeFile(path.join(b, 'link', 'evil.txt'), 'written through a symlink');
-    await tar.create({ gzip: true, portable: true, cwd: b, file: path.join(root, 'layer-b.tar.gz') }, ['link/evil.txt']);
-    await ok(['addver', '--name', 'layer-a', '--version', 'v1', '--file', path.join(root, 'layer-a.tar.gz')]);
-    await ok(['addver', '--name', 'layer-b', '--version', 'v1', '--file', path.join(root, 'layer-b.tar.gz')]);
+    await tar.create({ gzip: true, portable: true, cwd: b, file: path.join(fx.root, 'layer-b.tar.gz') }, ['link/evil.txt']);
+    await ok(['addver', '--name', 'layer-a', '--version', 'v1', '--file', path.join(fx.root, 'layer-a.tar.gz')]);
+    await ok(['addver', '--name', 'layer-b', '--version', 'v1', '--file', path.join(fx.root, 'layer-b.tar.gz')]);
 
     await ok(['addconf', '--force', '--name', 'unsafe', '--layer', 'layer-a:v1', '--layer', 'layer-b:v1']);
     const failed = await reported('unsafe-1', 'unsafe', (s) => s.phase === 'failed');
@@ -102,7 +57,7 @@ describe('archives an agent refuses, against a real server', () => {
   });
 
   describe('archives that break an unpack rule, each refused at the agent', () => {
-    const dir = (): string => path.join(root, 'agent-rules');
+    const dir = (): string => path.join(fx.root, 'agent-rules');
     const confDir = (): string => path.join(dir(), 'rules');
     let v1: string | undefined;
 
@@ -112,7 +67,7 @@ describe('archives an agent refuses, against a real server', () => {
      * store's metadata is WAL-mode SQLite with a busy timeout, so a second process may add a row.
      */
     async function storeUninspected(bytes: Buffer): Promise<string> {
-      const store = await openSqliteStore({ dir: path.join(server.dataDir, 'store') });
+      const store = await openSqliteStore({ dir: path.join(fx.server.dataDir, 'store') });
       try {
         return (await store.putBlob(Readable.from([bytes]))).sha256;
       } finally {
@@ -140,7 +95,7 @@ describe('archives an agent refuses, against a real server', () => {
       await ok(['addconf', '--name', 'rules', '--layer', 'rules:v1']);
       // A long retry wait keeps a refused revision from being unpacked again while the test looks;
       // each newer revision is tried at once regardless. The limits are for the last case.
-      agent({ server, dir: dir(), name: 'rules-1', token, args: ['--track', 'rules', '--retry-base', '60s', '--retry-cap', '60s', '--max-files', '20', '--max-unpacked', '64KiB'] });
+      agent({ server: fx.server, dir: dir(), name: 'rules-1', token: fx.token, args: ['--track', 'rules', '--retry-base', '60s', '--retry-cap', '60s', '--max-files', '20', '--max-unpacked', '64KiB'] });
       assert.equal(await waitFor('v1 deployed', () => read(path.join(confDir(), 'current', 'safe.txt'))), 'safe');
       v1 = await currentId(confDir());
     });
@@ -149,7 +104,7 @@ describe('archives an agent refuses, against a real server', () => {
     const rules: { name: string; entries: () => TarInput[]; message: RegExp }[] = [
       {
         name: 'an absolute path',
-        entries: () => [{ path: 'ok.txt', body: 'x' }, { path: path.join(root, 'escaped-absolute.txt'), body: 'x' }],
+        entries: () => [{ path: 'ok.txt', body: 'x' }, { path: path.join(fx.root, 'escaped-absolute.txt'), body: 'x' }],
         message: /unsafe archive entry ".*\/escaped-absolute\.txt": path is absolute$/,
       },
       {
@@ -182,9 +137,9 @@ describe('archives an agent refuses, against a real server', () => {
       it(`refuses ${rule.name}, naming the entry, and keeps the old release current`, async () => {
         const bytes = gzipSync(tarBytes(rule.entries()));
         // The server's upload inspection refuses the archive: only a blob put straight into the store reaches the agent.
-        const file = path.join(root, `rule-${index}.tar.gz`);
+        const file = path.join(fx.root, `rule-${index}.tar.gz`);
         await writeFile(file, bytes);
-        const upload = await runStrata(['addver', '--name', 'rules', '--version', `upload-${index}`, '--file', file], server.env);
+        const upload = await runStrata(['addver', '--name', 'rules', '--version', `upload-${index}`, '--file', file], fx.server.env);
         assert.equal(upload.code, 1, `the server refuses it at upload: ${upload.stdout}`);
         assert.match(upload.stderr, /unsafe archive entry/);
 
@@ -195,7 +150,7 @@ describe('archives an agent refuses, against a real server', () => {
         assert.match(failed.error?.message ?? '', /^layer "rules": /, 'the message names the layer');
         assert.match(failed.error?.message ?? '', rule.message, 'and the entry and the rule it breaks');
         await onlyTheOldRelease();
-        for (const escaped of ['escaped-absolute.txt', 'escaped-link']) assert.equal(await stat(path.join(root, escaped)).catch(() => undefined), undefined);
+        for (const escaped of ['escaped-absolute.txt', 'escaped-link']) assert.equal(await stat(path.join(fx.root, escaped)).catch(() => undefined), undefined);
         assert.equal(await stat(path.join(confDir(), 'releases', 'escaped-dotdot.txt')).catch(() => undefined), undefined);
       });
     }
