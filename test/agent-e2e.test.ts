@@ -312,19 +312,21 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     assert.equal(untracked.stderr.trim().split('\n').at(-1), 'nothing to converge: agent "once-3" tracks no configuration (give --track NAME, or match its labels with strata assign)', untracked.stderr);
   });
 
-  it('rolls back locally without the network, in under a second', async (t) => {
+  it('rolls back locally without the network, the whole command in under 2 s', async (t) => {
     const dir = path.join(fx.root, 'agent-once');
     await push('once', 'v2', { 'a.txt': 'twice' });
     await ok(['changeconf', '--name', 'oncesite', '--component', 'once', '--version', 'v2']);
     assert.equal((await runStrata(['agent', '--once', '--dir', dir, '--log-level', 'warn'])).code, 0);
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'twice');
-    // Timed as the whole process, start-up included (about 0.1 s here): an upper bound on the switch.
+    // Timed as the whole process, Node's start-up included (0.1-0.2 s on a quiet machine, more when
+    // the suite runs two files at once on two vCPUs), so this bounds the command a user waits for,
+    // not the switch: that is timed in-process, under 500 ms, in test/agent-releases.test.ts.
     const started = Date.now();
     const result = await runStrata(['agent', 'rollback', '--dir', dir, '--config', 'oncesite']);
     const elapsed = Date.now() - started;
     t.diagnostic(`strata agent rollback ran for ${elapsed} ms`);
     assert.equal(result.code, 0, result.stderr);
-    assert.ok(elapsed < 1_000, `strata agent rollback took ${elapsed} ms`);
+    assert.ok(elapsed < 2_000, `strata agent rollback took ${elapsed} ms (at most 2000 ms)`);
     assert.equal(await read(path.join(dir, 'oncesite', 'current', 'a.txt')), 'once');
     // The rolled-back revision is held: the agent does not deploy it again …
     const held = await runStrata(['agent', '--once', '--dir', dir, '--track', 'oncesite', '--log-level', 'warn']);
