@@ -7,7 +7,7 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -101,7 +101,8 @@ describe('archives an agent refuses, against a real server', () => {
     });
 
     // Each archive starts with a harmless file, so the refusal comes with a half-built tree to remove.
-    const rules: { name: string; entries: () => TarInput[]; message: RegExp }[] = [
+    // `victim`: a file outside the tree that the entry would reach, put there first so an escape shows.
+    const rules: { name: string; entries: () => TarInput[]; message: RegExp; victim?: () => string }[] = [
       {
         name: 'an absolute path',
         entries: () => [{ path: 'ok.txt', body: 'x' }, { path: path.join(fx.root, 'escaped-absolute.txt'), body: 'x' }],
@@ -121,6 +122,9 @@ describe('archives an agent refuses, against a real server', () => {
         name: 'a hard link outside the tree',
         entries: () => [{ path: 'ok.txt', body: 'x' }, { path: 'h', type: 'Link', linkpath: '../../escaped-link' }],
         message: /unsafe archive entry "h": hard link target "\.\.\/\.\.\/escaped-link" escapes the tree with "\.\."$/,
+        // A hard link's target is named from the tree's root, which is releases/.tmp-<id>-<random>/
+        // while it unpacks: from there "../../escaped-link" is the configuration directory's.
+        victim: () => path.resolve(confDir(), 'releases', '.tmp-unpacking', '../../escaped-link'),
       },
       {
         name: 'a device node',
@@ -136,6 +140,8 @@ describe('archives an agent refuses, against a real server', () => {
     for (const [index, rule] of rules.entries()) {
       it(`refuses ${rule.name}, naming the entry, and keeps the old release current`, async () => {
         const bytes = gzipSync(tarBytes(rule.entries()));
+        const victim = rule.victim?.();
+        if (victim !== undefined) await writeFile(victim, 'not the release\'s');
         // The server's upload inspection refuses the archive: only a blob put straight into the store reaches the agent.
         const file = path.join(fx.root, `rule-${index}.tar.gz`);
         await writeFile(file, bytes);
@@ -150,8 +156,14 @@ describe('archives an agent refuses, against a real server', () => {
         assert.match(failed.error?.message ?? '', /^layer "rules": /, 'the message names the layer');
         assert.match(failed.error?.message ?? '', rule.message, 'and the entry and the rule it breaks');
         await onlyTheOldRelease();
-        for (const escaped of ['escaped-absolute.txt', 'escaped-link']) assert.equal(await stat(path.join(fx.root, escaped)).catch(() => undefined), undefined);
+        assert.equal(await stat(path.join(fx.root, 'escaped-absolute.txt')).catch(() => undefined), undefined);
         assert.equal(await stat(path.join(confDir(), 'releases', 'escaped-dotdot.txt')).catch(() => undefined), undefined);
+        if (victim !== undefined) {
+          assert.equal(await read(victim), 'not the release\'s', 'the file outside the tree is unchanged');
+          // A hard link to it from a release would make two names for its inode.
+          assert.equal((await stat(victim)).nlink, 1, 'nothing in the tree was linked to the file outside it');
+          await rm(victim);
+        }
       });
     }
 
