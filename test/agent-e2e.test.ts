@@ -303,8 +303,10 @@ for (const backend of STORE_BACKENDS) describe(`agents against a real server (${
     const widened = await runStrata(['agent', '--once', '--dir', dir, '--server', `${dead},${fx.server.url}`, '--track', 'oncesite', '--track', 'oncetoo', '--log-level', 'warn']);
     assert.equal(widened.code, 0, widened.stderr);
     assert.equal(await read(path.join(dir, 'oncetoo', 'current', 'b.txt')), 'too');
-    const failing = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-once-fail'), '--server', fx.server.url, '--join-token', fx.token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
+    // Enrollment too passes over the replica it cannot reach, and remembers every one given.
+    const failing = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-once-fail'), '--server', `${dead},${fx.server.url}`, '--join-token', fx.token, '--name', 'once-2', '--track', 'nosuchconfig', '--log-level', 'warn']);
     assert.equal(failing.code, 1);
+    assert.equal((JSON.parse((await read(path.join(fx.root, 'agent-once-fail', 'identity.json')))!) as { server: string }).server, `${dead},${fx.server.url}`);
     // The reason reaches a script that keeps only warnings and errors.
     assert.match(failing.stderr, /configuration nosuchconfig is not deployed: CONFIGURATION_NOT_FOUND/);
     const untracked = await runStrata(['agent', '--once', '--dir', path.join(fx.root, 'agent-once-none'), '--server', fx.server.url, '--join-token', fx.token, '--name', 'once-3', '--log-level', 'warn']);
