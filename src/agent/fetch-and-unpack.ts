@@ -1,11 +1,12 @@
 /**
- * Gets a configuration's blobs and unpacks its layers into a new release directory. When exactly
- * one blob has to be downloaded (the usual change: one layer moved to a new version), the layer
- * is unpacked from the download as it arrives, through a ByteTap, rather than after it: the
- * download no longer adds to the deploy's time. The release is only kept when the tap passed on
- * the whole blob in one request that the download verified; whenever the tap gives up, the layer
- * is unpacked from the verified cached file as before. Either way the caller commits the release
- * only after this resolves.
+ * Gets a configuration's blobs and unpacks its layers into a new release directory. The first
+ * layer (in order) whose blob has to be downloaded is unpacked from that download as it arrives,
+ * through a ByteTap, rather than after it; the other missing blobs download meanwhile, into the
+ * cache, and their layers are unpacked from the cached files as their turn comes. The usual change
+ * (one layer moved to a new version) and a first deploy both start unpacking at once. The release
+ * is only kept when the tap passed on the whole blob in one request that the download verified;
+ * whenever the tap gives up, every layer is unpacked again from the verified cached files. Either
+ * way the caller commits the release only after this resolves.
  */
 import type { ResolvedLayer } from '../store/contract.ts';
 import type { BlobCache } from './fetch/blob-cache.ts';
@@ -38,8 +39,10 @@ export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<vo
   const fromFiles = async (paths: ReadonlyMap<string, string>): Promise<void> => {
     await unpackLayers({ layers: layers.map((layer) => ({ name: layer.component, path: paths.get(layer.blob)! })), target, limits, signal });
   };
-  const streamed = missing.length === 1 ? missing[0]! : undefined;
-  if (streamed === undefined || layers.filter((layer) => layer.blob === streamed).length !== 1) {
+  // A blob two layers share cannot be streamed: its bytes would be needed twice.
+  const first = layers.find((layer) => missing.includes(layer.blob));
+  const streamed = first !== undefined && layers.filter((layer) => layer.blob === first.blob).length === 1 ? first.blob : undefined;
+  if (streamed === undefined) {
     const paths = await cache.ensure(blobs, { signal });
     options.onDownloaded();
     return fromFiles(paths);
@@ -50,8 +53,18 @@ export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<vo
     options.onDownloaded();
     return paths;
   });
+  // Layers after the streamed one whose blobs are still downloading wait for them. The download's
+  // failure is handled below: a layer the unpack never reaches must not count as unhandled.
+  const downloaded = (blob: string): Promise<string> => {
+    const file = download.then((paths) => paths.get(blob)!);
+    file.catch(() => undefined);
+    return file;
+  };
   const unpack = unpackLayers({
-    layers: layers.map((layer) => (layer.blob === streamed ? { name: layer.component, stream: tap.stream } : { name: layer.component, path: cached.get(layer.blob)! })),
+    layers: layers.map((layer) => {
+      if (layer.blob === streamed) return { name: layer.component, stream: tap.stream };
+      return { name: layer.component, path: cached.get(layer.blob) ?? downloaded(layer.blob) };
+    }),
     target, limits, signal,
   }).then(() => undefined, (error: unknown) => {
     // Whether the tap had given up before the unpacker stopped decides between falling back and failing.
@@ -59,14 +72,14 @@ export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<vo
     tap.abandon('the unpacker stopped');
     return { error, tapGaveUp };
   });
-  const [downloaded, unpacked] = await Promise.allSettled([download, unpack]);
-  if (downloaded.status === 'rejected') {
+  const [fetched, unpacked] = await Promise.allSettled([download, unpack]);
+  if (fetched.status === 'rejected') {
     if (unpacked.status === 'fulfilled' && unpacked.value === undefined) await removeTree(target);
-    throw downloaded.reason;
+    throw fetched.reason;
   }
   const outcome = unpacked.status === 'fulfilled' ? unpacked.value : { error: unpacked.reason, tapGaveUp: false };
   if (outcome === undefined && tap.verified) return;
   if (outcome !== undefined && !outcome.tapGaveUp) throw outcome.error;
   if (outcome === undefined) await removeTree(target);
-  await fromFiles(downloaded.value);
+  await fromFiles(fetched.value);
 }

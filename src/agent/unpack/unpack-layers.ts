@@ -18,9 +18,10 @@ import { readZipLayer } from './zip-layer.ts';
 
 /**
  * One layer to unpack: its name (for errors) and either the local, already verified archive
- * file, or a stream of its bytes as they download (tar and tar.gz only; see fetch/byte-tap.ts).
+ * file (or the promise of it, for a blob still downloading when the unpack starts), or a stream of
+ * its bytes as they download (tar and tar.gz only; see fetch/byte-tap.ts).
  */
-export type UnpackLayer = { name: string; path: string } | { name: string; stream: Readable };
+export type UnpackLayer = { name: string; path: string | Promise<string> } | { name: string; stream: Readable };
 
 /** Limits across all layers: entries of any kind, and declared bytes of regular files. */
 export interface UnpackLimits {
@@ -116,9 +117,10 @@ export async function unpackLayers(options: UnpackOptions): Promise<UnpackResult
         }
         await readTarLayer(sniffed.stream, sniffed.format === 'gzip', sink, signal);
       } else {
-        const format = await sniff(current.path);
-        if (format === 'zip') await readZipLayer(current.path, sink, signal);
-        else await readTarLayer(current.path, format === 'gzip', sink, signal);
+        const file = await current.path;
+        const format = await sniff(file);
+        if (format === 'zip') await readZipLayer(file, sink, signal);
+        else await readTarLayer(file, format === 'gzip', sink, signal);
       }
       checker.finish();
     }
