@@ -8,23 +8,30 @@ const data = Buffer.from('0123456789abcdefghij'.repeat(100));
 
 describe('ByteTap', () => {
   it('passes one request\'s bytes on and ends once the download verified them', async () => {
-    const tap = new ByteTap(data.length);
+    let passedAll = 0;
+    const tap = new ByteTap(data.length, () => (passedAll += 1));
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 700), 0);
     await tap.offer(data.subarray(700, 1200), 700);
+    assert.equal(passedAll, 0, 'not before the last byte');
     await tap.offer(data.subarray(1200), 1200);
+    assert.equal(passedAll, 1, 'told once the last byte went to the reader, before the download verified it');
     tap.complete();
     assert.deepEqual(await collected, data);
+    assert.equal(passedAll, 1);
     assert.equal(tap.verified, true);
     assert.equal(tap.abandoned, false);
   });
 
   it('gives up on a gap, and its stream errors so the caller falls back to the file', async () => {
-    const tap = new ByteTap(data.length);
+    let passedAll = false;
+    const tap = new ByteTap(data.length, () => (passedAll = true));
     const collected = buffer(tap.stream);
     await tap.offer(data.subarray(0, 100), 0);
     await tap.offer(data.subarray(200, 300), 200);
     assert.equal(tap.abandoned, true);
+    await tap.offer(data.subarray(100), 100);
+    assert.equal(passedAll, false, 'an abandoned tap passes nothing more on');
     await assert.rejects(collected, /offered byte 200 where the tap was at byte 100/);
     tap.complete();
     assert.equal(tap.verified, false, 'an abandoned tap never verifies');

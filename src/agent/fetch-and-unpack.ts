@@ -11,6 +11,7 @@
 import type { ResolvedLayer } from '../store/contract.ts';
 import type { BlobCache } from './fetch/blob-cache.ts';
 import { ByteTap } from './fetch/byte-tap.ts';
+import { startWriteback } from './releases/index.ts';
 import { removeTree, StreamNotSupported, unpackLayers, type UnpackLimits } from './unpack/index.ts';
 
 /** What `fetchAndUnpack` needs. */
@@ -48,7 +49,8 @@ export async function fetchAndUnpack(options: FetchAndUnpackOptions): Promise<vo
     return fromFiles(paths);
   }
 
-  const tap = new ByteTap(blobs.find((blob) => blob.sha256 === streamed)!.size);
+  // Once the last byte is in the unpacker, the tree's writeback can start beside what is left.
+  const tap = new ByteTap(blobs.find((blob) => blob.sha256 === streamed)!.size, () => startWriteback(target));
   const download = cache.ensure(blobs, { signal, taps: new Map([[streamed, tap]]) }).then((paths) => {
     options.onDownloaded();
     return paths;

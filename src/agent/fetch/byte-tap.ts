@@ -28,9 +28,12 @@ export class ByteTap {
   #position = 0;
   #abandoned = false;
   #verified = false;
+  readonly #onPassedAll: (() => void) | undefined;
 
-  constructor(size: number) {
+  /** `onPassedAll` runs once, when the last byte of the blob has been passed on (not yet verified). */
+  constructor(size: number, onPassedAll?: () => void) {
     this.size = size;
+    this.#onPassedAll = onPassedAll;
     // A reader learns of abandonment from the stream's error, whenever it reads. The tap may be
     // abandoned before anyone reads (a download that resumes at once): that must not be an
     // unhandled 'error' event, which would end the process.
@@ -52,6 +55,7 @@ export class ByteTap {
     if (this.#abandoned || this.stream.destroyed) return;
     if (offset !== this.#position) return this.abandon(`the download offered byte ${offset} where the tap was at byte ${this.#position}`);
     this.#position += chunk.length;
+    if (this.#position === this.size) this.#onPassedAll?.();
     if (this.stream.write(chunk)) return;
     await new Promise<void>((resolve) => {
       this.stream.once('drain', resolve);

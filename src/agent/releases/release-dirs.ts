@@ -87,6 +87,18 @@ async function makeDurable(dir: string): Promise<void> {
 }
 
 /**
+ * Starts writing a release tree's data back to disk while the deploy is still finishing (the last
+ * downloaded bytes unpacked, the blob's cache file fsynced), so that `commitRelease`'s own syncfs
+ * finds less to write. Only a head start, never a guarantee: it runs in the background, its
+ * failure is ignored, and `commitRelease` still makes the tree durable before it is named.
+ * Measured on a 512 MiB release: faster in 12 of 13 rounds run side by side, by 0.1–0.4 s where
+ * the machine ran at full speed (docs/benchmarks.md, Apply, seventh session).
+ */
+export function startWriteback(dir: string): void {
+  execFile('sync', ['-f', dir], { timeout: 120_000 }, () => undefined);
+}
+
+/**
  * Makes an unpacked release durable and gives it its final name. If `finalDir` already exists it
  * is a complete release of the same id (ids name content), so it is kept and the temp dir removed.
  */
