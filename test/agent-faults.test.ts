@@ -362,6 +362,8 @@ describe('agent faults against a real server', () => {
     await push('backoff', 'v2', { 'v.txt': 'two' });
     await ok(['changeconf', '--name', 'backoff', '--component', 'backoff', '--version', 'v2']);
     await waitFor('v2 supersedes the failing v1 at once', async () => (await read(path.join(dir, 'backoff', 'current', 'v.txt'))) === 'two');
+    // state.json is written just after the switch (under the releases lock): read it once the deploy is reported.
+    await reported('backoff-1', 'backoff', (s) => s.phase === 'deployed');
     const state = JSON.parse((await read(path.join(dir, 'backoff', 'state.json'))) ?? '{}') as { failed?: unknown };
     assert.equal(state.failed, undefined, 'a successful deploy clears the recorded failure');
     await running.stop();
