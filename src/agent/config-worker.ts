@@ -20,7 +20,7 @@ import type { BlobCache } from './fetch/blob-cache.ts';
 import { fetchAndUnpack } from './fetch-and-unpack.ts';
 import { hookEnvironment, runHook, writeStateFile } from './hook/index.ts';
 import { forgetHook, recordHook, stopOrphanHook } from './hook/hook-record.ts';
-import { commitRelease, discardRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, removeLeftovers, switchCurrent, withReleasesLock, writeState, type FailedDeploy } from './releases/index.ts';
+import { commitRelease, discardRelease, markDeployed, prepareRelease, pruneReleases, readCurrent, readState, releasesDir, removeLeftovers, switchCurrent, withReleasesLock, writeState, type FailedDeploy } from './releases/index.ts';
 import { readHold, removeHold, writeHold } from './hold.ts';
 import { ServiceSlot, type PreparedService } from './service/service-slot.ts';
 import { ServiceSpecError } from './service/resolve.ts';
@@ -416,7 +416,7 @@ export class ConfigWorker {
       this.undiscarded.delete(id);
       return true;
     } catch (error) {
-      const stillThere = await exists(path.join(this.confDir, 'releases', id));
+      const stillThere = await exists(path.join(releasesDir(this.confDir), id));
       this.settings.log.warn({ err: error, configuration: this.name, release: id, stillThere }, 'could not remove a release a hook may have changed');
       // Renamed away before removing its tree failed: no release any more, only debris that the
       // next prune or start removes.
@@ -450,7 +450,7 @@ export class ConfigWorker {
     const blobs = new Set((this.desired?.layers ?? []).map((layer) => layer.blob));
     const state = await readState(this.confDir).catch(() => undefined);
     for (const record of [...(state?.history ?? []), ...(state?.current ? [state.current] : [])]) {
-      if (!(await exists(path.join(this.confDir, 'releases', record.id)))) continue;
+      if (!(await exists(path.join(releasesDir(this.confDir), record.id)))) continue;
       for (const layer of record.layers) blobs.add(layer.blob);
     }
     return blobs;
@@ -463,7 +463,7 @@ export class ConfigWorker {
    * release current and its service supervised, reported failed until it turns healthy.
    */
   private async serviceFailed(desired: Configuration, reason: string, service: PreparedService, previous: ServiceOrigin | undefined, oldId: string | undefined, oldRevision: number | undefined): Promise<never> {
-    const canRollBack = service.resolved.onFailure === 'rollback' && oldId !== undefined && await exists(path.join(this.confDir, 'releases', oldId));
+    const canRollBack = service.resolved.onFailure === 'rollback' && oldId !== undefined && await exists(path.join(releasesDir(this.confDir), oldId));
     if (canRollBack) {
       await this.service.stop();
       // Reported failed, not deployed, should the switch back fail and leave this release current.
@@ -515,7 +515,7 @@ export class ConfigWorker {
     try {
       const env = hookEnvironment({
         configuration: desired, newRoot, stateFile, agentEnv: this.settings.agentEnv,
-        ...(oldId ? { oldId, oldRoot: path.join(this.confDir, 'releases', oldId) } : {}),
+        ...(oldId ? { oldId, oldRoot: path.join(releasesDir(this.confDir), oldId) } : {}),
       });
       const warn = (error: unknown): void => this.settings.log.warn({ err: error, configuration: this.name }, 'could not record the running hook');
       // Recorded before the spawn too: an agent killed before it learns the pid still leaves a

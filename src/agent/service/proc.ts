@@ -5,8 +5,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 
-/** The state letter and start time of a process, or undefined when it is gone. */
-export async function processStat(pid: number): Promise<{ state: string; startTime: string } | undefined> {
+/** The state letter, process group and start time of a process, or undefined when it is gone. */
+export async function processStat(pid: number): Promise<{ state: string; pgrp: string; startTime: string } | undefined> {
   let text: string;
   try {
     text = await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -15,11 +15,12 @@ export async function processStat(pid: number): Promise<{ state: string; startTi
   }
   // The command name (field 2) is in parentheses and may itself hold spaces or parentheses.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so field 22 is fields[19].
+  // fields[0] is field 3 (state), so field 5 (the process group) is fields[2] and field 22 fields[19].
   const state = fields[0];
+  const pgrp = fields[2];
   const startTime = fields[19];
-  if (state === undefined || startTime === undefined) return undefined;
-  return { state, startTime };
+  if (state === undefined || pgrp === undefined || startTime === undefined) return undefined;
+  return { state, pgrp, startTime };
 }
 
 /** True when `pid` runs and is the process that started at `startTime` (zombies count as gone). */
@@ -75,10 +76,7 @@ export async function groupLeadersWithEnv(entry: string): Promise<number[]> {
     if (environ === undefined) continue;
     const at = environ.indexOf(wanted);
     if (at < 0 || (at > 0 && environ[at - 1] !== 0)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // Field 5 (the process group) is fields[2] after the parenthesised command name.
-    const pgrp = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2];
-    if (pgrp === name) leaders.push(Number(name));
+    if ((await processStat(Number(name)))?.pgrp === name) leaders.push(Number(name));
   }
   return leaders;
 }
