@@ -226,7 +226,8 @@ describe('stopOrphanHook', () => {
     await recordHook(dir, { release: 'rel-4', stateFile });
     assert.equal((JSON.parse(await readFile(path.join(dir, 'hook.json'), 'utf8')) as { pid?: number }).pid, undefined);
     const started = (file: string) => {
-      const child = spawn('sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'] ?? '', STATEFILE: file } });
+      // OLD_STATEFILE comes first and ends in the very text sought: only the whole entry counts.
+      const child = spawn('sh', ['-c', 'sleep 30 & wait'], { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'] ?? '', OLD_STATEFILE: file, STATEFILE: file } });
       t.after(() => signalGroup(child.pid!, 'SIGKILL'));
       return child;
     };

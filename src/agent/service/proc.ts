@@ -69,13 +69,14 @@ export async function waitGone(gone: () => Promise<boolean>, ms: number): Promis
  */
 export async function groupLeadersWithEnv(entry: string): Promise<number[]> {
   const wanted = Buffer.from(`${entry}\0`);
+  const inside = Buffer.from(`\0${entry}\0`);
   const leaders: number[] = [];
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^[1-9]\d*$/.test(name)) continue;
     const environ = await readFile(`/proc/${name}/environ`).catch(() => undefined);
     if (environ === undefined) continue;
-    const at = environ.indexOf(wanted);
-    if (at < 0 || (at > 0 && environ[at - 1] !== 0)) continue;
+    // A whole entry: the first, or one after another's NUL (not the tail of a longer one).
+    if (!environ.subarray(0, wanted.length).equals(wanted) && !environ.includes(inside)) continue;
     if ((await processStat(Number(name)))?.pgrp === name) leaders.push(Number(name));
   }
   return leaders;
