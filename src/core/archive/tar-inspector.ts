@@ -32,7 +32,7 @@ const TYPE_NAMES: Record<string, string> = {
 export const TRUNCATED = 'archive is truncated: unexpected end of file';
 
 /** Largest metadata header (pax, GNU long name or link) read: room for a path and a link target at PATH_MAX, and extended attributes. */
-const MAX_META_BYTES = 64 * 1024;
+export const MAX_META_BYTES = 64 * 1024;
 
 /**
  * Bytes accepted after the end-of-archive marker. GNU tar pads an archive to a whole record
@@ -82,17 +82,20 @@ export function isTarHeader(block: Buffer): boolean {
   }
 }
 
+/** What `tarArchiveEntry` reads of an entry: node-tar's ReadEntry, or the fields tar-reader.ts gathers. */
+type ParsedEntry = { type: string; path?: string | undefined; size?: number | undefined; linkpath?: string | undefined };
+
 /** Maps a parsed tar entry to what the safety rules check. */
-export function tarArchiveEntry(entry: ReadEntry): ArchiveEntry {
+export function tarArchiveEntry(entry: ParsedEntry): ArchiveEntry {
   const kind = KINDS[entry.type] ?? 'other';
-  const result: ArchiveEntry = { path: entry.path, kind, size: kind === 'file' ? entry.size : 0 };
-  if (entry.linkpath !== undefined) result.linkTarget = entry.linkpath;
+  const result: ArchiveEntry = { path: entry.path ?? '', kind, size: kind === 'file' ? (entry.size ?? 0) : 0 };
+  if (entry.linkpath) result.linkTarget = entry.linkpath; // a Header's is '' when it has none
   if (kind === 'other') result.typeName = TYPE_NAMES[entry.type] ?? `unsupported (${entry.type})`;
   return result;
 }
 
 /** The refusal for a metadata header (pax, long name) over MAX_META_BYTES, which the parser reports as an ignored entry. */
-export function tarMetaTooLarge(entry: ReadEntry): StrataError {
+export function tarMetaTooLarge(entry: { path?: string | undefined }): StrataError {
   return invalidArchive(`tar metadata header for ${JSON.stringify(entry.path)} is larger than ${MAX_META_BYTES} bytes`);
 }
 
