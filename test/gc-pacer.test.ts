@@ -1,7 +1,7 @@
 /**
  * The garbage-collection pacer (src/lib/gc-pacer.ts): a full collection, scheduled on V8's task
- * runner, each time the streamed bytes pass the threshold; one at once when a deploy settles;
- * nothing at all without V8's gc function.
+ * runner, each time the streamed bytes pass the threshold, and a young one every few MiB; a full
+ * one at once when a deploy settles; nothing at all without V8's gc function.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,7 +13,7 @@ const MiB = 1024 * 1024;
 describe('gc pacer', () => {
   it('asks for a full collection each time the bytes streamed pass the threshold', () => {
     const calls: Call[] = [];
-    const pacer = new GcPacer((options) => void calls.push(options), 10 * MiB);
+    const pacer = new GcPacer((options) => void calls.push(options), 10 * MiB, 100 * MiB);
     assert.equal(pacer.active, true);
     for (let chunk = 0; chunk < 9; chunk += 1) pacer.streamed(MiB);
     assert.deepEqual(calls, [], 'nothing below the threshold');
@@ -24,9 +24,21 @@ describe('gc pacer', () => {
     assert.equal(pacer.collections, 3);
   });
 
+  it('asks for a young-generation collection each time the bytes streamed pass the smaller threshold', () => {
+    const calls: Call[] = [];
+    const pacer = new GcPacer((options) => void calls.push(options), 100 * MiB, 2 * MiB);
+    for (let chunk = 0; chunk < 3; chunk += 1) pacer.streamed(MiB / 2);
+    assert.deepEqual(calls, [], 'nothing below the threshold');
+    pacer.streamed(MiB / 2);
+    assert.deepEqual(calls, [{ type: 'minor' }]);
+    for (let chunk = 0; chunk < 12; chunk += 1) pacer.streamed(MiB / 2);
+    assert.equal(calls.length, 4, '8 MiB in 512 KiB chunks: four young collections');
+    assert.equal(pacer.collections, 0, 'no full collection among them');
+  });
+
   it('collects at once, synchronously, when a deploy settles, and counts afresh after it', () => {
     const calls: Call[] = [];
-    const pacer = new GcPacer((options) => void calls.push(options), 10 * MiB);
+    const pacer = new GcPacer((options) => void calls.push(options), 10 * MiB, 100 * MiB);
     pacer.streamed(9 * MiB);
     pacer.settle();
     assert.deepEqual(calls, [{ type: 'major', execution: 'sync' }]);
