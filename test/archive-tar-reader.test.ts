@@ -254,6 +254,33 @@ describe('tar headers the reader refuses', () => {
 
   it('refuses a tar cut short inside a header', () => refused(smallTar().subarray(0, 1024 + 100), /^archive is truncated/));
 
+  /** One entry of `type` whose pax record says `size`, its header `headerSize`, then the small tar. */
+  function paxSized(type: 'File' | 'SymbolicLink', size: string, headerSize: number): Buffer {
+    const header = Buffer.alloc(512);
+    new Header({ path: 'p', type, size: headerSize, linkpath: type === 'SymbolicLink' ? 't' : '', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }).encode(header);
+    return Buffer.concat([new Pax({ size: Number(size) }).encode(), header, Buffer.alloc(Math.ceil(headerSize / 512) * 512), smallTar()]);
+  }
+
+  for (const [type, size] of [['File', '1e-20'], ['File', '511.75'], ['SymbolicLink', '1e400']] as const) {
+    it(`refuses a pax size of ${size} on a ${type === 'File' ? 'file' : 'symlink'}, at once and whatever the chunking`, async () => {
+      const tar = paxSized(type, size, 0);
+      for (const chunk of [1, 512, tar.length]) {
+        await assert.rejects(read(chunked(tar, chunk), false), /^StrataError: invalid tar header: size "(1e-20|511\.75|Infinity)" of "p" is not a whole number of bytes$/);
+      }
+    });
+  }
+
+  it('reads a pax size that is a whole number, as the next entry\'s body length', async () => {
+    assert.deepEqual(await read([paxSized('File', '600', 600)], false), ['p', 'a.txt']);
+  });
+
+  it('refuses a body on a symlink larger than the entries account for, even handed over in one chunk', async () => {
+    const header = Buffer.alloc(512);
+    new Header({ path: 'l', type: 'SymbolicLink', linkpath: 't', size: 4 * 1024 * 1024, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }).encode(header);
+    const tar = Buffer.concat([header, Buffer.alloc(4 * 1024 * 1024), smallTar()]);
+    await assert.rejects(read([tar], false), /tar data runs past what its 1 entries account for/);
+  });
+
   it('hands on a sparse file bodiless, as an entry type no rule allows', async () => {
     const header = Buffer.alloc(512);
     new Header({ path: 'sparse', type: 'SparseFile', size: 512, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }).encode(header);

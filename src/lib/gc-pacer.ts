@@ -6,8 +6,8 @@
  * gigabyte streams through, the heap barely grows and the dead chunks' memory piles up until V8's
  * external-memory allowance (64 MiB) forces a full collection: 25–30 MiB of RSS at the peak that
  * hold nothing. Chunks in flight outlive a young-generation collection or two, and with 1 MiB
- * semi-spaces (src/lib/lean-start.ts) that promotes them, so only a full collection frees them:
- * measured, young collections alone changed nothing. A full collection every 128 MiB streamed
+ * semi-spaces (src/lib/lean-start.ts) that promotes them, so only a full collection frees those:
+ * measured, young collections alone did not lower the peak. A full collection every 128 MiB streamed
  * keeps the peak about 25 MiB lower for a few percent more time; it is scheduled on V8's own
  * task runner (`execution: 'async'`), so the main thread spends well under a millisecond on each.
  * Every 64 MiB cost about 0.45 s more per 512 MiB apply for no lower peak once the download tap

@@ -45,12 +45,12 @@ type Extended = ConstructorParameters<typeof Header>[2];
 
 /** Streams the entries of the tar (gzipped when `gzip`) at `file` into `sink`, in archive order. */
 export async function readTarLayer(file: string | Readable, gzip: boolean, sink: TarEntrySink, signal?: AbortSignal): Promise<void> {
-  signal?.throwIfAborted();
   const source = typeof file === 'string' ? createReadStream(file, { highWaterMark: CHUNK_BYTES }) : file;
   // pipeline destroys the source when gunzip fails or is destroyed, and hands gunzip its errors.
   const input = gzip ? pipeline(source, createGunzip({ chunkSize: CHUNK_BYTES }), () => undefined) : source;
-  if (signal !== undefined) addAbortSignal(signal, input);
   try {
+    signal?.throwIfAborted();
+    if (signal !== undefined) addAbortSignal(signal, input);
     await new TarReader(input).read(sink, signal);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -126,6 +126,8 @@ class TarReader {
       const problem = headerProblem(header);
       if (problem !== undefined) throw invalidArchive(`invalid tar header: ${problem}`);
       const size = header.size ?? 0;
+      // A pax record may say any number; the framing needs a whole one (node-tar's Parser rounds to blocks).
+      if (!Number.isSafeInteger(size) || size < 0) throw invalidArchive(`invalid tar header: size ${JSON.stringify(String(size))} of ${JSON.stringify(header.path)} is not a whole number of bytes`);
       const padding = (BLOCK - (size % BLOCK)) % BLOCK;
       if (META_TYPES.has(header.type)) {
         if (size > MAX_META_BYTES) throw tarMetaTooLarge(header);
@@ -153,8 +155,7 @@ class TarReader {
   async #block(): Promise<{ buffer: Buffer; offset: number } | undefined> {
     if (this.#chunk.length - this.#at >= BLOCK) {
       const offset = this.#at;
-      this.#at += BLOCK;
-      this.#taken += BLOCK;
+      this.#advance(BLOCK);
       return { buffer: this.#chunk, offset };
     }
     let filled = 0;
@@ -173,9 +174,6 @@ class TarReader {
   /** The next bytes of the input, at most `max` (≥ 1) of them; undefined at its end. */
   async #take(max: number): Promise<Buffer | undefined> {
     while (this.#at === this.#chunk.length) {
-      // Everything read so far is taken, so the entries it holds are counted: check them against it.
-      const overrun = tarOverrun(this.#taken, this.#entries, this.#fileBytes);
-      if (overrun !== undefined) throw overrun;
       const next = await this.#chunks.next();
       if (next.done === true) return undefined;
       this.#chunk = next.value;
@@ -183,9 +181,19 @@ class TarReader {
     }
     const start = this.#at;
     const length = Math.min(max, this.#chunk.length - start);
+    this.#advance(length);
+    return start === 0 && length === this.#chunk.length ? this.#chunk : this.#chunk.subarray(start, start + length);
+  }
+
+  /**
+   * Takes `length` bytes of the current chunk, refusing them when the entries seen so far do not
+   * account for all the bytes taken: checked on every piece, whatever size the source's chunks are.
+   */
+  #advance(length: number): void {
     this.#at += length;
     this.#taken += length;
-    return start === 0 && length === this.#chunk.length ? this.#chunk : this.#chunk.subarray(start, start + length);
+    const overrun = tarOverrun(this.#taken, this.#entries, this.#fileBytes);
+    if (overrun !== undefined) throw overrun;
   }
 
   /** Exactly `length` bytes (a metadata record, at most MAX_META_BYTES), copied out of the chunks. */
