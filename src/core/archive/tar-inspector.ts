@@ -85,6 +85,15 @@ export function isTarHeader(block: Buffer): boolean {
 /** What `tarArchiveEntry` reads of an entry: node-tar's ReadEntry, or the fields tar-reader.ts gathers. */
 type ParsedEntry = { type: string; path?: string | undefined; size?: number | undefined; linkpath?: string | undefined };
 
+/**
+ * The refusal for an archive whose first block (512 bytes) is neither a tar header nor the zero
+ * block of an empty tar, or undefined when it is one of those.
+ */
+export function notATar(block: Buffer): StrataError | undefined {
+  if (isTarHeader(block) || block.subarray(0, 512).every((byte) => byte === 0)) return undefined;
+  return invalidArchive('not a tar archive: the first block is not a valid tar header');
+}
+
 /** Maps a parsed tar entry to what the safety rules check. */
 export function tarArchiveEntry(entry: ParsedEntry): ArchiveEntry {
   const kind = KINDS[entry.type] ?? 'other';
@@ -168,12 +177,11 @@ export class TarInspector {
     }
     this.#bytes += chunk.length;
     if (this.#first !== undefined) {
-      // The first block must be a real header (or the zero block of an empty tar), else this is not a tar.
       this.#first = Buffer.concat([this.#first, chunk]);
       if (this.#first.length < 512) return true;
-      const block = this.#first.subarray(0, 512);
-      if (!isTarHeader(block) && !block.every((byte) => byte === 0)) {
-        this.#fail(invalidArchive('not a tar archive: the first block is not a valid tar header'));
+      const refusal = notATar(this.#first);
+      if (refusal !== undefined) {
+        this.#fail(refusal);
         return true;
       }
       chunk = this.#first;

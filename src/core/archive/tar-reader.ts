@@ -20,7 +20,7 @@ import { addAbortSignal, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Header, Pax } from 'tar';
 import { invalidArchive, type ArchiveEntry } from './entry-rules.ts';
-import { isTarHeader, MAX_META_BYTES, MAX_TRAILING_BYTES, tarArchiveEntry, tarMetaTooLarge, tarOverrun, trailingData, TRUNCATED } from './tar-inspector.ts';
+import { MAX_META_BYTES, MAX_TRAILING_BYTES, notATar, tarArchiveEntry, tarMetaTooLarge, tarOverrun, trailingData, TRUNCATED } from './tar-inspector.ts';
 
 /** One tar entry: the safety rules' view plus the metadata writing or copying it needs. */
 export interface TarEntry extends ArchiveEntry {
@@ -105,10 +105,8 @@ class TarReader {
         return;
       }
       if (first) {
-        // The first block must be a real header (or the zero block of an empty tar), else this is not a tar.
-        if (!isTarHeader(block.buffer.subarray(block.offset, block.offset + BLOCK)) && !isZero(block.buffer, block.offset)) {
-          throw invalidArchive('not a tar archive: the first block is not a valid tar header');
-        }
+        const refusal = notATar(block.buffer.subarray(block.offset, block.offset + BLOCK));
+        if (refusal !== undefined) throw refusal;
         first = false;
       }
       let header: Header;
@@ -231,11 +229,12 @@ class TarReader {
   async #trailing(): Promise<void> {
     let trailing = this.#chunk.length - this.#at;
     this.#at = this.#chunk.length;
-    for (let next = await this.#chunks.next(); next.done !== true; next = await this.#chunks.next()) {
-      trailing += next.value.length;
+    for (;;) {
       if (trailing > MAX_TRAILING_BYTES) throw trailingData();
+      const next = await this.#chunks.next();
+      if (next.done === true) return;
+      trailing += next.value.length;
     }
-    if (trailing > MAX_TRAILING_BYTES) throw trailingData();
   }
 }
 
@@ -250,12 +249,6 @@ function headerProblem(header: Header): string | undefined {
   if (link && !header.linkpath) return 'linkpath required';
   if (!link && header.type !== 'ExtendedHeader' && header.type !== 'GlobalExtendedHeader' && header.linkpath) return 'linkpath forbidden';
   return undefined;
-}
-
-/** True when the 512 bytes at `offset` are all zero. */
-function isZero(buffer: Buffer, offset: number): boolean {
-  for (let i = offset; i < offset + BLOCK; i += 1) if (buffer[i] !== 0) return false;
-  return true;
 }
 
 /** A metadata record applied as node-tar's Parser applies it: pax local or global, or a GNU long path or link. */
